@@ -1,0 +1,57 @@
+# ppocr-center-kit: export CenterLoss centers from any PaddleOCR rec config.
+# Run from inside a PaddleOCR clone:  make -f <kit>/Makefile export CONFIG=... CHECKPOINT=...
+# or from the kit:                    make export PADDLEOCR=<clone> CONFIG=... CHECKPOINT=...
+KIT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV     := $(KIT)/.venv
+PYTHON   ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
+PADDLEOCR ?=
+CONFIG   ?=
+CHECKPOINT ?=
+MODEL    ?=
+OUTPUT   ?=
+OPTS     ?=
+FORCE    ?=
+PYTEST_ARGS ?=
+KITPY    = PYTHONPATH="$(KIT)/scripts$${PYTHONPATH:+:$$PYTHONPATH}" "$(PYTHON)" -m centerkit --invoked-from "$(CURDIR)"
+TREE_ARG = --tree "$(PADDLEOCR)"
+
+.DEFAULT_GOAL := help
+.PHONY: help setup export check apply revert status refresh demo test inspect validate bench
+
+help: ## this list
+	@grep -hE '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) OUTPUT(=train_center.pkl) OPTS='-o K=v' PADDLEOCR FORCE=1 PYTHON"
+
+$(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
+	python3 -m venv "$(VENV)"
+	"$(VENV)/bin/pip" install -q --upgrade pip
+	"$(VENV)/bin/pip" install -q -r "$(KIT)/requirements-dev.txt"
+	touch "$@"
+
+setup: $(VENV)/.installed ## create .venv with the kit, paddlepaddle (CPU) and test tools
+	@echo "kit environment ready: $(VENV)"
+
+export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOINT= MODEL= OUTPUT= OPTS= FORCE=1]
+	@$(KITPY) export $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" \
+		--output "$(OUTPUT)" --opts "$(OPTS)" --force "$(FORCE)" --python "$(PYTHON)"
+
+check: ## dry run: does the series for this clone's release apply cleanly? (for CI pinning a tag)
+	@$(KITPY) check $(TREE_ARG)
+
+apply: ## apply the series and leave it applied (until `make revert`)
+	@$(KITPY) apply $(TREE_ARG)
+
+revert: ## restore every patched file byte-for-byte (also after a killed run)
+	@$(KITPY) revert $(TREE_ARG)
+
+status: ## release, series, and whether the patches are applied or a run is open
+	@$(KITPY) status $(TREE_ARG)
+
+refresh: ## regenerate the export patches from tools/export_center.py
+	@$(KITPY) refresh
+
+demo: $(VENV)/.installed ## built-in default: train a tiny distillation model, export its centers
+	@"$(VENV)/bin/python" "$(KIT)/demo/run_demo.py" --paddleocr "$(PADDLEOCR)" --invoked-from "$(CURDIR)"
+
+test: $(VENV)/.installed ## the test suite (clone tiers need PADDLEOCR_REPO)
+	cd "$(KIT)" && "$(VENV)/bin/python" -m pytest $(PYTEST_ARGS)

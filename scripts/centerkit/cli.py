@@ -1,0 +1,173 @@
+"""`python -m centerkit <command>`: what the Makefile targets run."""
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+
+from . import KitError
+from . import patchfile, preflight, releases
+from .patch_queue import PatchQueue, TreeLock, read_manifest
+
+
+def find_tree(given, invoked_from):
+    """PADDLEOCR if given, else the PaddleOCR tree enclosing the folder make ran in."""
+    def is_tree(path):
+        return os.path.isfile(os.path.join(path, "tools", "export_center.py")) and os.path.isdir(
+            os.path.join(path, "ppocr")
+        )
+
+    if given:
+        path = os.path.abspath(os.path.join(invoked_from, given))
+        if not is_tree(path):
+            raise KitError("%s is not a PaddleOCR tree (no tools/export_center.py and ppocr/); set PADDLEOCR=<your clone>" % path)
+        return path
+    path = os.path.abspath(invoked_from)
+    while True:
+        if is_tree(path):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise KitError("%s is not inside a PaddleOCR clone; run make there or set PADDLEOCR=<clone>" % invoked_from)
+        path = parent
+
+
+def queue_for(tree, for_revert=False):
+    """The PatchQueue of the tree's release; an open run's own series for a revert."""
+    m = read_manifest(tree) if for_revert else None
+    if m is not None:
+        return PatchQueue(tree, m["series"]), m.get("release")
+    version, _ = releases.detect_version(tree)
+    return PatchQueue(tree, releases.series_for(version)), version
+
+
+def cmd_status(a):
+    tree = find_tree(a.tree, a.invoked_from)
+    print("tree     %s" % tree)
+    m = read_manifest(tree)
+    if m is not None:
+        print("state    OPEN RUN (%s, series %s): run `make revert` to restore %s" % (m["phase"], m["series"], ", ".join(m["files"])))
+        return 1
+    try:
+        version, source = releases.detect_version(tree)
+        series = releases.series_for(version)
+        print("release  %s (from %s), series %s" % (version, source, series))
+    except KitError as e:
+        print("release  unknown: %s" % e)
+        return 1
+    status, detail = PatchQueue(tree, series).detect()
+    print("patches  %s%s" % (status, ": " + "; ".join(detail) if detail else ""))
+    return 0
+
+
+def cmd_check(a):
+    tree = find_tree(a.tree, a.invoked_from)
+    q, version = queue_for(tree)
+    q.require_no_open_run()
+    status, detail = q.detect()
+    if status != "unapplied":
+        raise KitError("the %s series does not apply cleanly to %s (%s%s); run `make status`" % (q.series, tree, status, ": " + "; ".join(detail) if detail else ""))
+    print("ok: PaddleOCR %s, series %s applies cleanly (%s)" % (version, q.series, ", ".join(os.path.basename(p) for p in q.patches)))
+    return 0
+
+
+def cmd_apply(a):
+    tree = find_tree(a.tree, a.invoked_from)
+    with TreeLock(tree):
+        q, version = queue_for(tree)
+        q.apply(version)
+    print("applied series %s to %s; `make revert` restores it" % (q.series, tree))
+    return 0
+
+
+def cmd_revert(a):
+    tree = find_tree(a.tree, a.invoked_from)
+    with TreeLock(tree):
+        q, _ = queue_for(tree, for_revert=True)
+        result = q.revert()
+    print("%s: %s" % (tree, {"restored": "files restored byte-for-byte", "reversed": "patches reversed", "clean": "nothing to revert"}[result]))
+    return 0
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def cmd_export(a):
+    tree = find_tree(a.tree, a.invoked_from)
+    config = preflight.resolve_config(tree, a.config, a.invoked_from)
+    opts = shlex.split(a.opts or "")
+    opts = [o for o in opts if o not in ("-o", "--opt")]
+    if a.checkpoint:
+        ckpt = a.checkpoint if os.path.isabs(a.checkpoint) else os.path.join(a.invoked_from, a.checkpoint)
+        opts.append("Global.checkpoints=%s" % os.path.abspath(ckpt))
+    if a.model:
+        opts.append("Export.model=%s" % a.model)
+    output = os.path.abspath(os.path.join(a.invoked_from, a.output or "train_center.pkl"))
+    opts += ["Export.output=%s" % output, "Export.force=%s" % ("true" if a.force else "false")]
+    if os.path.exists(output) and not a.force:
+        raise KitError("%s exists; remove it or pass FORCE=1" % output)
+    preflight.check(tree, config, opts)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
+    with TreeLock(tree):
+        q, version = queue_for(tree)
+        q.apply(version)
+        try:
+            env = dict(os.environ, PADDLEOCR_RELEASE=str(version))
+            cmd = [a.python or sys.executable, "tools/export_center.py", "-c", config, "-o", *opts]
+            print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+            rc = subprocess.call(cmd, cwd=tree, env=env)
+        finally:
+            q.revert()
+            print("reverted series %s: %s byte-identical to before" % (q.series, ", ".join(q.targets())), flush=True)
+    return rc
+
+
+def cmd_refresh(a):
+    stale = []
+    for series in patchfile.all_series():
+        path, text = patchfile.refreshed_export_patch(series)
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                continue
+        stale.append(path)
+        if not a.check:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+    verb = "stale" if a.check else "refreshed"
+    for path in stale:
+        print("%s %s" % (verb, os.path.relpath(path)))
+    return 1 if (a.check and stale) else 0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="centerkit")
+    p.add_argument("--invoked-from", default=os.getcwd())
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in ("status", "check", "apply", "revert", "export"):
+        s = sub.add_parser(name)
+        s.add_argument("--tree", default="")
+        if name == "export":
+            for opt in ("config", "checkpoint", "model", "output", "opts", "python"):
+                s.add_argument("--" + opt, default="")
+            s.add_argument("--force", default="")
+    r = sub.add_parser("refresh")
+    r.add_argument("--check", action="store_true", help="exit 1 if a patch is stale, change nothing")
+    a = p.parse_args(argv)
+    if hasattr(a, "force"):
+        a.force = a.force not in ("", "0", "false", "no")
+    try:
+        return globals()["cmd_" + a.command](a)
+    except KitError as e:
+        print("ppocr-center-kit: error: %s" % e, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ppocr-center-kit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Patch files of a series: reading the quilt `series` order, their targets, and
+regenerating the export patch from the fork script (`make refresh`).
+
+The export patch is a whole-file replacement: one hunk removing every upstream line and
+adding every line of tools/export_center.py. So the upstream text can be read back from
+the patch itself, and refresh needs no PaddleOCR tree.
+"""
+
+import os
+import re
+
+from . import FORK_SCRIPT, PATCHES_DIR, KitError
+
+EXPORT_TARGET = "tools/export_center.py"
+_DIFF = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
+
+
+def series_dir(series):
+    path = os.path.join(PATCHES_DIR, series)
+    if not os.path.isfile(os.path.join(path, "series")):
+        raise KitError("patch series %s has no %s/series file" % (series, path))
+    return path
+
+
+def series_patches(series):
+    """Patch paths in the order the series file gives (quilt's `series`)."""
+    folder = series_dir(series)
+    with open(os.path.join(folder, "series"), encoding="utf-8") as f:
+        names = [l.split("#")[0].strip() for l in f]
+    return [os.path.join(folder, n) for n in names if n]
+
+
+def targets(patch_path):
+    with open(patch_path, encoding="utf-8") as f:
+        return sorted({m.group(2) for m in _DIFF.finditer(f.read())})
+
+
+def split_patch(text):
+    """(header, diff) of a patch: the header is everything before the first `diff --git`."""
+    m = _DIFF.search(text)
+    if not m:
+        raise KitError("not a git patch: no `diff --git` line")
+    return text[: m.start()], text[m.start():]
+
+
+def old_text(diff):
+    """The pre-image of a single-file, single-hunk diff (context and removed lines)."""
+    lines = diff.split("\n@@ ", 1)[1].split("\n")[1:]
+    return "".join(l[1:] + "\n" for l in lines if l[:1] in (" ", "-"))
+
+
+def replacement_diff(path, old, new):
+    """A git diff that replaces the whole of `old` with `new` (both end with a newline)."""
+    old_lines, new_lines = old.splitlines(True), new.splitlines(True)
+    return (
+        "diff --git a/{p} b/{p}\n--- a/{p}\n+++ b/{p}\n@@ -1,{o} +1,{n} @@\n".format(
+            p=path, o=len(old_lines), n=len(new_lines)
+        )
+        + "".join("-" + l for l in old_lines)
+        + "".join("+" + l for l in new_lines)
+    )
+
+
+def export_patch_of(series):
+    for patch in series_patches(series):
+        if targets(patch) == [EXPORT_TARGET]:
+            return patch
+    raise KitError("series %s has no patch for %s" % (series, EXPORT_TARGET))
+
+
+def refreshed_export_patch(series, fork_script=FORK_SCRIPT):
+    """(path, text) the series' export patch must have for the current fork script."""
+    path = export_patch_of(series)
+    with open(path, encoding="utf-8") as f:
+        header, diff = split_patch(f.read())
+    with open(fork_script, encoding="utf-8") as f:
+        new = f.read()
+    return path, header + replacement_diff(EXPORT_TARGET, old_text(diff), new)
+
+
+def all_series():
+    return sorted(
+        d for d in os.listdir(PATCHES_DIR) if os.path.isfile(os.path.join(PATCHES_DIR, d, "series"))
+    )

@@ -1,0 +1,76 @@
+"""Checks before anything in the tree is touched: is the config a rec model with a CTC
+head, do the checkpoint, dictionary, label files and images exist."""
+
+import os
+
+from . import KitError
+from .fork import export_center as ec
+
+
+def _in_tree(tree, path):
+    return path if os.path.isabs(path) else os.path.join(tree, path)
+
+
+def resolve_config(tree, config, invoked_from):
+    """CONFIG as given, relative to where make was run, else to the tree."""
+    if not config:
+        raise KitError("no CONFIG given; pass CONFIG=configs/rec/<model>.yml")
+    for base in (invoked_from, tree):
+        path = os.path.join(base, config)
+        if os.path.isfile(path):
+            return os.path.abspath(path)
+    raise KitError("config %s does not exist (looked in %s and %s); pass CONFIG=<existing .yml>" % (config, invoked_from, tree))
+
+
+def check(tree, config_path, opts):
+    """The derived config, or KitError naming what to fix."""
+    try:
+        config = ec.load_config(config_path, ec.parse_opts(opts))
+        ec.check_rec_ctc_config(config)
+    except ec.ExportError as e:
+        raise KitError(str(e))
+    name, model_arch = ec.chosen_model_arch(config)
+    ckpt = ec.checkpoint_path(config)
+    if ckpt:
+        base = ckpt[: -len(".pdparams")] if ckpt.endswith(".pdparams") else ckpt
+        if not os.path.isfile(_in_tree(tree, base) + ".pdparams"):
+            raise KitError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % base)
+    elif not (name and model_arch.get("pretrained")):
+        raise KitError("the config names no checkpoint; pass CHECKPOINT=output/<model>/best_accuracy")
+    g = config["Global"]
+    dict_path = g.get("character_dict_path")
+    if dict_path and not os.path.isfile(_in_tree(tree, dict_path)):
+        raise KitError("dictionary %s does not exist; fix Global.character_dict_path (OPTS='-o Global.character_dict_path=...')" % dict_path)
+    _check_data(tree, config["Train"]["dataset"])
+    return config
+
+
+def _check_data(tree, ds):
+    data_dir = _in_tree(tree, ds.get("data_dir") or ".")
+    if not os.path.isdir(data_dir):
+        raise KitError("Train.dataset.data_dir %s does not exist; fix it in the config or OPTS" % ds.get("data_dir"))
+    if ds.get("name") == "LMDBDataSet":
+        return
+    labels = ds.get("label_file_list") or []
+    if isinstance(labels, str):
+        labels = [labels]
+    if not labels:
+        raise KitError("Train.dataset.label_file_list is empty; name the training label files")
+    delimiter = ds.get("delimiter", "\t")
+    for label_file in labels:
+        path = _in_tree(tree, label_file)
+        if not os.path.isfile(path):
+            raise KitError("label file %s does not exist; fix Train.dataset.label_file_list" % label_file)
+        lines = 0
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                lines += 1
+                image, sep, _ = line.rstrip("\n").partition(delimiter)
+                if not sep:
+                    raise KitError("%s:%d has no %r between image and label; fix the label file" % (label_file, number, delimiter))
+                if not image.startswith("[") and not os.path.exists(os.path.join(data_dir, image)):
+                    raise KitError("%s:%d names image %s, missing under %s; fix the path or data_dir" % (label_file, number, image, data_dir))
+        if lines == 0:
+            raise KitError("label file %s is empty; it needs `image<TAB>label` lines" % label_file)

@@ -1,0 +1,497 @@
+# ppocr-center-kit: export_center.py, a drop-in replacement for PaddleOCR's
+# tools/export_center.py. Written for ppocr-center-kit (MIT); it imports PaddleOCR at
+# run time and copies none of it.
+"""Export the per-class CTC feature centers (train_center.pkl) that CenterLoss loads.
+
+Works with the unmodified training config of a plain CTC model (same centers as the
+stock script), a MultiHead model (CTC+NRTR, CTC+SAR) and a Distillation model
+(Teacher/Student, any sub-model names):
+
+    python tools/export_center.py -c CONFIG -o Global.checkpoints=output/x/best_accuracy \
+        [Export.model=Student] [Export.output=train_center.pkl] [Export.force=true]
+
+The centers are the mean CTC-head input feature of every time step, grouped by the
+argmax class, over the training images the model recognises exactly (as upstream).
+Everything that does not need Paddle (option parsing, config derivation, center math)
+is importable without it, so the kit's checks and tests share this one copy.
+"""
+
+import json
+import os
+import pickle
+import sys
+import tempfile
+import time
+
+import numpy as np
+import yaml
+
+EXPORT_DEFAULTS = {
+    "model": "Student",  # sub-model of a Distillation config to export
+    "output": "train_center.pkl",
+    "report": None,  # default: <output without .pkl>.report.json
+    "force": False,  # overwrite an existing output
+}
+DISTILLATION = "Distillation"
+# The switch the kit's rec_ctc_head.py patch adds: CTCHead returns (features, probs) in eval.
+EVAL_FEATS_SWITCH = "return_feats_in_eval"
+
+
+class ExportError(Exception):
+    """A problem the user can fix; reported as one line, exit code 2."""
+
+
+# ---------------------------------------------------------------------------------------
+# Options, PaddleOCR's way: -c CONFIG -o Key.sub=value ...
+# ---------------------------------------------------------------------------------------
+def parse_args(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-c", "--config", required=True, help="training config (yml)")
+    parser.add_argument(
+        "-o", "--opt", nargs="+", action="extend", default=[], help="Key.sub=value ..."
+    )
+    args = parser.parse_args(argv)
+    return args.config, parse_opts(args.opt)
+
+
+def parse_opts(opts):
+    parsed = {}
+    for item in opts:
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key:
+            raise ExportError("option %r is not Key=value (e.g. -o Export.model=Student)" % item)
+        parsed[key] = yaml.safe_load(value)
+    return parsed
+
+
+def load_config(path, opts=()):
+    """The training config with -o overrides applied and an Export section with defaults."""
+    if not os.path.isfile(path):
+        raise ExportError("config %s does not exist; pass CONFIG=<path to a rec .yml>" % path)
+    try:
+        with open(path, "rb") as f:
+            config = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise ExportError("config %s cannot be read as YAML (%s); fix the file" % (path, str(e).splitlines()[0]))
+    if not isinstance(config, dict) or "Architecture" not in config:
+        raise ExportError("config %s has no Architecture section; pass a PaddleOCR rec config" % path)
+    config["Export"] = dict(EXPORT_DEFAULTS, **(config.get("Export") or {}))
+    for key, value in dict(opts).items():
+        node, parts = config, key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                if node is config:
+                    raise ExportError("option %s: the config has no %s section" % (key, part))
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return config
+
+
+# ---------------------------------------------------------------------------------------
+# Config derivation: what tools/train.py computes, plus what export needs
+# ---------------------------------------------------------------------------------------
+def sub_model_names(config):
+    """Names of the sub-models of a Distillation config, [] for a single model."""
+    arch = config["Architecture"]
+    if arch.get("algorithm") != DISTILLATION:
+        return []
+    return list(arch.get("Models") or {})
+
+
+def chosen_model_arch(config):
+    """(name or None, architecture dict) of the model whose centers are exported."""
+    arch = config["Architecture"]
+    names = sub_model_names(config)
+    if arch.get("algorithm") == DISTILLATION:
+        name = config["Export"]["model"]
+        if name not in names:
+            raise ExportError(
+                "MODEL=%s is not a sub-model of this Distillation config; choose one of: %s"
+                % (name, ", ".join(names) or "(none)")
+            )
+        return name, arch["Models"][name]
+    return None, arch
+
+
+def ctc_head_config(model_arch):
+    """The dict that configures the CTCHead of one (sub-)model, created if empty."""
+    head = model_arch.get("Head") or {}
+    if head.get("name") == "CTCHead":
+        return head
+    if head.get("name") == "MultiHead":
+        for entry in head.get("head_list") or []:
+            if "CTCHead" in entry:
+                ctc = entry["CTCHead"] = entry["CTCHead"] or {}
+                if ctc.get("Head") is None:
+                    ctc["Head"] = {}
+                return ctc["Head"]
+    raise ExportError(
+        "the model's Head is %s, not CTCHead or a MultiHead with a CTCHead; centers are "
+        "CTC features, so pass a CTC recognition config" % (head.get("name") or "missing")
+    )
+
+
+def check_rec_ctc_config(config):
+    """Raise ExportError unless this is a rec config whose chosen model has a CTC head."""
+    arch = config["Architecture"]
+    if arch.get("model_type") != "rec":
+        raise ExportError(
+            "Architecture.model_type is %r, not 'rec'; pass a text recognition config"
+            % arch.get("model_type")
+        )
+    for section in ("Global", "PostProcess", "Train", "Eval"):
+        if not isinstance(config.get(section), dict):
+            raise ExportError("the config has no %s section; pass a full training config" % section)
+    return ctc_head_config(chosen_model_arch(config)[1])
+
+
+def set_head_channels(config, char_num):
+    """Head out_channels / out_channels_list as tools/train.py (v2.8 on) sets them.
+
+    char_num is len(post_process.character) of the config's PostProcess. v2.7.0 only looked
+    at the last loss, which raises KeyError: 'NRTRLabelDecode' on PP-OCRv4 distillation.
+    """
+    arch, post_name = config["Architecture"], config["PostProcess"]["name"]
+    losses = (config.get("Loss") or {}).get("loss_config_list") or []
+    loss_names = [next(iter(d)) if isinstance(d, dict) else d for d in losses]
+    if arch.get("algorithm") == DISTILLATION:
+        for model in arch["Models"].values():
+            if model["Head"]["name"] != "MultiHead":
+                model["Head"]["out_channels"] = char_num
+                continue
+            n = char_num
+            if post_name == "DistillationSARLabelDecode":
+                n -= 2
+            if post_name == "DistillationNRTRLabelDecode":
+                n -= 3
+            channels = {"CTCLabelDecode": n}
+            if loss_names and loss_names[-1] == "DistillationSARLoss":
+                losses[-1]["DistillationSARLoss"]["ignore_index"] = n + 1
+                channels["SARLabelDecode"] = n + 2
+            elif "DistillationNRTRLoss" in loss_names:
+                channels["NRTRLabelDecode"] = n + 3
+            model["Head"]["out_channels_list"] = channels
+    elif arch["Head"]["name"] == "MultiHead":
+        n = char_num
+        if post_name == "SARLabelDecode":
+            n -= 2
+        if post_name == "NRTRLabelDecode":
+            n -= 3
+        channels = {"CTCLabelDecode": n}
+        second = loss_names[1] if len(loss_names) > 1 else None
+        if second == "SARLoss":
+            losses[1]["SARLoss"] = dict(losses[1]["SARLoss"] or {}, ignore_index=n + 1)
+            channels["SARLabelDecode"] = n + 2
+        elif second == "NRTRLoss":
+            channels["NRTRLabelDecode"] = n + 3
+        arch["Head"]["out_channels_list"] = channels
+    else:
+        arch["Head"]["out_channels"] = char_num
+
+
+def derive_export_config(config, char_num):
+    """Turn a training config into the one export builds; returns the exported model name.
+
+    - Head channels as tools/train.py computes them;
+    - only the chosen sub-model of a Distillation config is built, and its `pretrained`
+      path is dropped when a global checkpoint is given (upstream loads those while
+      building the model and stops if they are missing);
+    - return_feats on the chosen CTC head, in memory: the YAML is never edited;
+    - the Train data read through the Eval pipeline: Eval transforms, no multi-scale
+      sampler (the stock export copies MultiScaleDataSet onto Eval and hangs).
+    """
+    check_rec_ctc_config(config)
+    set_head_channels(config, char_num)
+    name, model_arch = chosen_model_arch(config)
+    arch = config["Architecture"]
+    has_checkpoint = bool(checkpoint_path(config))
+    if name is not None:
+        arch["Models"] = {name: model_arch}
+        if has_checkpoint:
+            model_arch.pop("pretrained", None)
+    ctc_head_config(model_arch)["return_feats"] = True
+
+    train_ds, eval_ds = config["Train"]["dataset"], config["Eval"]["dataset"]
+    eval_ds["name"] = "SimpleDataSet" if train_ds["name"] == "MultiScaleDataSet" else train_ds["name"]
+    for key in ("data_dir", "label_file_list", "delimiter"):
+        if key in train_ds:
+            eval_ds[key] = train_ds[key]
+    config["Eval"].pop("sampler", None)
+    return name
+
+
+def checkpoint_path(config):
+    """Global.checkpoints, else Global.pretrained_model (what upstream load_model uses)."""
+    g = config["Global"]
+    return g.get("checkpoints") or g.get("pretrained_model") or None
+
+
+def output_paths(config):
+    out = config["Export"]["output"]
+    report = config["Export"].get("report") or (os.path.splitext(out)[0] + ".report.json")
+    return out, report
+
+
+# ---------------------------------------------------------------------------------------
+# Center math: float64 sums and counts per class, O(classes x width) memory
+# ---------------------------------------------------------------------------------------
+class CenterAccumulator:
+    """Running per-class sums of CTC features over the correctly recognised samples.
+
+    Equal to upstream program.update_center's running mean (it averages every time step's
+    feature into the center of that step's argmax class, blank included), but vectorised
+    and in float64, so the result does not depend on the order of the samples.
+    """
+
+    def __init__(self, num_classes, width):
+        self.sums = np.zeros((num_classes, width), np.float64)
+        self.counts = np.zeros(num_classes, np.int64)
+        self.images_seen = 0
+        self.images_used = 0
+
+    def update(self, feats, class_idx, keep):
+        """feats [B, T, D], class_idx [B, T] (argmax per step), keep [B] bool."""
+        keep = np.asarray(keep, bool)
+        self.images_seen += len(keep)
+        self.images_used += int(keep.sum())
+        if not keep.any():
+            return
+        idx = np.asarray(class_idx)[keep].reshape(-1)
+        rows = np.asarray(feats)[keep].reshape(len(idx), -1)
+        order = np.argsort(idx, kind="stable")
+        idx, rows = idx[order], rows[order]
+        starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+        self.sums[idx[starts]] += np.add.reduceat(rows, starts, axis=0, dtype=np.float64)
+        self.counts += np.bincount(idx, minlength=len(self.counts))
+
+    def merge(self, other):
+        self.sums += other.sums
+        self.counts += other.counts
+        self.images_seen += other.images_seen
+        self.images_used += other.images_used
+
+    def centers(self):
+        """{int class index: float32 (width,)}, the format CenterLoss loads."""
+        present = np.flatnonzero(self.counts)
+        means = (self.sums[present] / self.counts[present, None]).astype(np.float32)
+        return {int(c): means[i] for i, c in enumerate(present)}
+
+
+def correct_mask(post_result):
+    """Which samples a (predictions, labels) post-process result recognised exactly."""
+    preds, labels = post_result
+    return np.array([p[0] == l[0] for p, l in zip(preds, labels)], bool)
+
+
+def summarize(centers, counts, dict_chars, meta):
+    """The report: what the pkl holds and what it lacks (CenterLoss keeps random centers)."""
+    per_class = sorted(int(counts[c]) for c in centers)
+    num_classes = len(dict_chars)
+    missing = [ch for i, ch in enumerate(dict_chars) if i not in centers and i != 0]
+    return dict(
+        meta,
+        classes_with_center=len(centers),
+        dictionary_size=num_classes,
+        classes_out_of_dictionary=sorted(c for c in centers if c >= num_classes),
+        samples_per_class_min=per_class[0] if per_class else 0,
+        samples_per_class_median=float(np.median(per_class)) if per_class else 0.0,
+        characters_without_center=missing,
+        feature_width=int(next(iter(centers.values())).shape[0]) if centers else 0,
+    )
+
+
+def format_report(report):
+    missing = report["characters_without_center"]
+    rows = [
+        ("images seen", report["images_seen"]),
+        ("images used (recognised exactly)", report["images_used"]),
+        ("classes with a center", "%d of %d" % (report["classes_with_center"], report["dictionary_size"])),
+        ("classes out of the dictionary", len(report["classes_out_of_dictionary"])),
+        ("samples per class min / median", "%d / %g" % (report["samples_per_class_min"], report["samples_per_class_median"])),
+        ("characters without a center", "%d %s" % (len(missing), "".join(missing[:40]) + ("..." if len(missing) > 40 else ""))),
+        ("feature width", report["feature_width"]),
+        ("sub-model", report.get("model") or "(single model)"),
+        ("checkpoint", report.get("checkpoint")),
+        ("release", report.get("release") or "unknown"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join("%s  %s" % (k.ljust(width), v) for k, v in rows)
+
+
+def write_atomically(path, data, force):
+    """Write bytes to path via a temp file + rename; never clobber unless force."""
+    if os.path.exists(path) and not force:
+        raise ExportError("%s exists; remove it or pass FORCE=1 (-o Export.force=true)" % path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------------------------------
+# The run (needs Paddle and the PaddleOCR tree this file sits in)
+# ---------------------------------------------------------------------------------------
+def head_outputs(out):
+    """(features, probabilities) from a (sub-)model's eval output."""
+    if isinstance(out, dict):  # return_all_feats models wrap the head output
+        out = out.get("head_out", out.get("ctc"))
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        return out
+    raise ExportError(
+        "the CTC head did not return features in eval mode: this tree's "
+        "ppocr/modeling/heads/rec_ctc_head.py lacks the kit's patch; run it through `make export`"
+    )
+
+
+def check_checkpoint(model, path):
+    """Fail unless every parameter of the model is in the checkpoint with its shape.
+
+    Upstream load_model only warns on missing keys and goes on with random weights, which
+    recognises nothing and used to end in an empty pkl.
+    """
+    import paddle
+
+    base = path[: -len(".pdparams")] if path.endswith(".pdparams") else path
+    if not os.path.exists(base + ".pdparams"):
+        raise ExportError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % base)
+    params = paddle.load(base + ".pdparams")
+    bad = [
+        k for k, v in model.state_dict().items()
+        if k not in params or list(params[k].shape) != list(v.shape)
+    ]
+    if bad:
+        raise ExportError(
+            "checkpoint %s does not fit this config (%d of %d parameters missing or of another "
+            "shape, e.g. %s); pass the checkpoint trained with this config"
+            % (base, len(bad), len(model.state_dict()), bad[0])
+        )
+
+
+def run(config, logger):
+    import paddle
+    from ppocr.data import build_dataloader
+    from ppocr.modeling.architectures import build_model
+    from ppocr.postprocess import build_post_process
+    from ppocr.utils.save_load import load_model
+
+    try:  # v2.7 on: lets Ctrl-C stop the loader workers
+        from ppocr.data import set_signal_handlers
+
+        set_signal_handlers()
+    except ImportError:
+        pass
+
+    use_gpu = bool(config["Global"].get("use_gpu")) and paddle.is_compiled_with_cuda()
+    device = paddle.set_device("gpu:%d" % paddle.distributed.ParallelEnv().dev_id if use_gpu else "cpu")
+    config["Global"]["distributed"] = paddle.distributed.get_world_size() != 1
+
+    global_config = config["Global"]
+    post_process = build_post_process(dict(config["PostProcess"]), global_config)
+    char_num = len(post_process.character)
+    name = derive_export_config(config, char_num)
+    ckpt = checkpoint_path(config)
+    if not ckpt and not (name and config["Architecture"]["Models"][name].get("pretrained")):
+        raise ExportError("no checkpoint to export from; pass CHECKPOINT=<output/.../best_accuracy>")
+    # The CTC branch is decoded on its own, whatever the config's (Distillation) PostProcess.
+    ctc_decode = build_post_process({"name": "CTCLabelDecode"}, dict(global_config))
+    loader = build_dataloader(config, "Eval", device, logger)
+
+    model = build_model(config["Architecture"])
+    if ckpt:
+        check_checkpoint(model, ckpt)
+    load_model(config, model)
+    net = model.model_list[0] if name is not None else model
+    heads = [layer for layer in net.sublayers(include_self=True) if type(layer).__name__ == "CTCHead"]
+    for head in heads:
+        head.return_feats = True
+        setattr(head, EVAL_FEATS_SWITCH, True)
+    net.eval()
+
+    acc = None
+    progress = _progress(len(loader.dataset) if hasattr(loader, "dataset") else None)
+    start = time.time()
+    with paddle.no_grad():
+        for batch in loader:
+            feats, probs = head_outputs(net(batch[0]))
+            labels = batch[1].numpy()
+            keep = correct_mask(ctc_decode(probs, labels))
+            if acc is None:
+                acc = CenterAccumulator(probs.shape[-1], feats.shape[-1])
+            acc.update(feats.numpy(), probs.argmax(axis=-1).numpy(), keep)
+            progress(len(keep))
+    progress(None)
+    if acc is None or acc.images_seen == 0:
+        raise ExportError("the training data is empty; check Train.dataset.data_dir and label_file_list")
+    if acc.images_used == 0:
+        raise ExportError(
+            "no training image was recognised exactly (%d seen), so there is nothing to average; "
+            "pass a trained CHECKPOINT for this config" % acc.images_seen
+        )
+    centers = acc.centers()
+    out, report_path = output_paths(config)
+    meta = dict(
+        images_seen=acc.images_seen,
+        images_used=acc.images_used,
+        model=name,
+        checkpoint=ckpt,
+        release=os.environ.get("PADDLEOCR_RELEASE"),
+        seconds=round(time.time() - start, 3),
+        output=out,
+    )
+    report = summarize(centers, acc.counts, list(ctc_decode.character), meta)
+    report["samples_per_class"] = {str(c): int(acc.counts[c]) for c in centers}
+    force = bool(config["Export"].get("force"))
+    write_atomically(out, pickle.dumps(centers), force)
+    write_atomically(report_path, json.dumps(report, indent=1, ensure_ascii=False).encode(), force)
+    print(format_report(report))
+    logger.info("wrote %s (%d centers, width %d) and %s", out, len(centers), report["feature_width"], report_path)
+    return report
+
+
+def _progress(total):
+    """A tqdm bar in images with images/s; a no-op without tqdm."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return lambda n: None
+    bar = tqdm(total=total, unit="img", desc="export centers", dynamic_ncols=True)
+
+    def step(n):
+        if n is None:
+            bar.close()
+        else:
+            bar.update(n)
+
+    return step
+
+
+def main(argv=None):
+    root = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        config_path, opts = parse_args(sys.argv[1:] if argv is None else argv)
+        config = load_config(config_path, opts)
+        check_rec_ctc_config(config)
+        from ppocr.utils.logging import get_logger
+
+        run(config, get_logger())
+    except ExportError as e:
+        print("export_center: error: %s" % e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
