@@ -328,6 +328,9 @@ def write_atomically(path, data, force):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=folder)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a pkl is an ordinary file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -19,7 +19,8 @@ def resolve_config(tree, config, invoked_from):
         path = os.path.join(base, config)
         if os.path.isfile(path):
             return os.path.abspath(path)
-    raise KitError("config %s does not exist (looked in %s and %s); pass CONFIG=<existing .yml>" % (config, invoked_from, tree))
+    where = " and ".join(sorted({os.path.abspath(invoked_from), tree}))
+    raise KitError("config %s does not exist (looked in %s); pass CONFIG=<existing .yml>" % (config, where))
 
 
 def check(tree, config_path, opts):

@@ -1,0 +1,100 @@
+"""The vectorised center math equals upstream's own update_center (the real function,
+read from the v3.7.0 sdist's tools/program.py) within 1e-5."""
+
+import ast
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import upstream
+from conftest import SDIST_RELEASES
+from centerkit.fork import export_center as ec
+
+paddle = pytest.importorskip("paddle", reason="paddlepaddle is needed to run upstream's update_center")
+
+
+@pytest.fixture(scope="module")
+def stock_update_center(tmp_path_factory):
+    rel = SDIST_RELEASES[-1]
+    tree = upstream.sdist_tree(rel, str(tmp_path_factory.mktemp("sdist")))
+    with open(os.path.join(tree, "tools", "program.py"), encoding="utf-8") as f:
+        module = ast.parse(f.read())
+    fn = next(n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "update_center")
+    namespace = {"paddle": paddle, "np": np}
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), "program.py", "exec"), namespace)
+    return namespace["update_center"]
+
+
+@st.composite
+def batches(draw):
+    classes = draw(st.integers(2, 12))
+    width = draw(st.integers(1, 6))
+    steps = draw(st.integers(1, 7))
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        b = draw(st.integers(1, 5))
+        seed = draw(st.integers(0, 2**32 - 1))
+        rng = np.random.default_rng(seed)
+        feats = rng.normal(size=(b, steps, width)).astype(np.float32) * 10
+        # few classes -> repeated classes; class 0 is CTC's blank
+        idx = rng.integers(0, classes, size=(b, steps))
+        keep = rng.random(b) < 0.7
+        out.append((feats, idx, keep))
+    return classes, width, out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches())
+def test_accumulator_equals_upstream_running_mean(stock_update_center, case):
+    classes, width, data = case
+    acc = ec.CenterAccumulator(classes, width)
+    stock = {}
+    for feats, idx, keep in data:
+        logits = np.eye(classes, dtype=np.float32)[idx]  # argmax == idx
+        labels = [("t%d" % i, 1.0) for i in range(len(keep))]
+        preds = [(lab if k else "wrong", 1.0) for lab, k in zip(labels, keep)]
+        stock = stock_update_center(stock, (preds, labels), (paddle.to_tensor(feats), paddle.to_tensor(logits)))
+        acc.update(feats, idx, ec.correct_mask((preds, labels)))
+    ours = acc.centers()
+    assert sorted(ours) == sorted(int(k) for k in stock)
+    for k, (mean, count) in stock.items():
+        assert acc.counts[int(k)] == count
+        np.testing.assert_allclose(ours[int(k)], mean, rtol=1e-5, atol=1e-5)
+
+
+def test_center_format_is_what_centerloss_loads():
+    acc = ec.CenterAccumulator(5, 3)
+    feats = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3)
+    acc.update(feats, np.array([[0, 1, 1, 4], [2, 2, 0, 0]]), np.array([True, False]))
+    centers = acc.centers()
+    assert list(centers) == [0, 1, 4]
+    assert all(type(k) is int for k in centers)
+    assert all(v.dtype == np.float32 and v.shape == (3,) for v in centers.values())
+    np.testing.assert_array_equal(centers[1], (feats[0, 1] + feats[0, 2]) / 2)
+    assert (acc.images_seen, acc.images_used) == (2, 1)
+
+
+def test_no_kept_sample_adds_nothing_and_memory_does_not_grow():
+    acc = ec.CenterAccumulator(7, 4)
+    size = acc.sums.nbytes + acc.counts.nbytes
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        acc.update(rng.normal(size=(8, 5, 4)).astype(np.float32), rng.integers(0, 7, (8, 5)), np.zeros(8, bool))
+    assert acc.centers() == {} and acc.images_seen == 400 and acc.images_used == 0
+    assert acc.sums.nbytes + acc.counts.nbytes == size
+
+
+def test_merge_equals_one_pass():
+    rng = np.random.default_rng(1)
+    parts = [(rng.normal(size=(3, 4, 2)).astype(np.float32), rng.integers(0, 6, (3, 4)), rng.random(3) < 0.8) for _ in range(6)]
+    whole, a, b = (ec.CenterAccumulator(6, 2) for _ in range(3))
+    for i, p in enumerate(parts):
+        whole.update(*p)
+        (a if i % 2 else b).update(*p)
+    a.merge(b)
+    assert sorted(a.centers()) == sorted(whole.centers())
+    for k, v in whole.centers().items():
+        np.testing.assert_allclose(a.centers()[k], v, rtol=1e-6)

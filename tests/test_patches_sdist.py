@@ -1,0 +1,54 @@
+"""Every patch of the selected series, on the real files of every release that has a
+PyPI sdist (tools/export_center.py; the sdists carry no ppocr/modeling)."""
+
+import os
+import py_compile
+import subprocess
+
+import pytest
+
+import upstream
+from conftest import SDIST_RELEASES
+from centerkit import patchfile, releases
+from centerkit.patch_queue import PatchQueue, sha256_file
+
+CASES = [
+    pytest.param(rel, patch, id="%s-%s" % (rel.name, os.path.basename(patch)))
+    for rel in SDIST_RELEASES
+    for patch in patchfile.series_patches(rel.series)
+    if all(t.startswith(upstream.SDIST_PARTS) and not t.startswith("ppocr/modeling/")
+           for t in patchfile.targets(patch))
+]
+
+
+@pytest.mark.parametrize("rel,patch", CASES)
+def test_patch_applies_and_reverts_byte_identical(rel, patch, tmp_path):
+    tree = upstream.sdist_tree(rel, str(tmp_path))
+    assert releases.series_for(releases.detect_version(tree, environ={})[0]) == rel.series
+    subprocess.run(["git", "apply", "--check", patch], cwd=tree, check=True,
+                   env=dict(os.environ, GIT_CEILING_DIRECTORIES=str(tmp_path)))
+    files = patchfile.targets(patch)
+    before = {f: sha256_file(os.path.join(tree, f)) for f in files}
+
+    q = PatchQueue(tree, rel.series)
+    q.patches = [patch]
+    q.apply(rel.name)
+    for f in files:
+        assert sha256_file(os.path.join(tree, f)) != before[f]
+        py_compile.compile(os.path.join(tree, f), doraise=True)
+    assert q.detect()[0] == "applied"
+    assert q.revert() == "restored"
+    assert {f: sha256_file(os.path.join(tree, f)) for f in files} == before
+    assert not os.path.exists(q.state)
+
+
+@pytest.mark.parametrize("series", patchfile.all_series())
+def test_export_patch_is_refreshed_from_fork_script(series):
+    path, text = patchfile.refreshed_export_patch(series)
+    with open(path, encoding="utf-8") as f:
+        assert f.read() == text, "run `make refresh`: %s drifted from tools/export_center.py" % path
+
+
+def test_every_series_in_table_exists_and_every_series_is_used():
+    used = {r.series for r in releases.load_table()}
+    assert used == set(patchfile.all_series())

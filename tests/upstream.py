@@ -1,0 +1,124 @@
+"""Real upstream PaddleOCR files for the tests, never committed, cached between runs.
+
+- sdist tier (always, offline from GitHub): the PyPI sdists paddleocr==2.9.0 ... 3.7.0,
+  fetched with pip and checked against the sha256 pinned in patches/releases.tsv. They
+  carry tools/ (export_center.py, program.py, train.py) and ppocr/ without ppocr/modeling.
+- clone tier: PADDLEOCR_REPO (a local clone with history) or PADDLEOCR_GIT_URL (cloned
+  once into the cache); one sparse shared clone per release, at the release tag when the
+  clone has it, else at the commit that ../shared/upstream-releases.tsv gives.
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import git
+
+KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.environ.get("PPOCR_CENTER_KIT_CACHE") or os.path.join(
+    os.path.expanduser("~"), ".cache", "ppocr-center-kit"
+)
+RELEASES_TSV = os.environ.get("PADDLEOCR_RELEASES_TSV") or os.path.join(
+    KIT, "..", "shared", "upstream-releases.tsv"
+)
+SDIST_PARTS = ("tools/", "ppocr/", "PKG-INFO")
+SPARSE_DIRS = ("ppocr", "tools", "configs")
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def sdist_archive(release):
+    """The verified sdist archive of a release (downloaded once into the cache)."""
+    version = release.name.lstrip("v")
+    folder = os.path.join(CACHE, "sdists")
+    path = os.path.join(folder, "paddleocr-%s.tar.gz" % version)
+    if not (os.path.isfile(path) and sha256(path) == release.sdist_sha256):
+        os.makedirs(folder, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+             "paddleocr==%s" % version, "-d", folder],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+    got = sha256(path)
+    if got != release.sdist_sha256:
+        raise AssertionError("%s: sha256 %s, pinned %s" % (path, got, release.sdist_sha256))
+    return path
+
+
+def sdist_tree(release, dest):
+    """A fresh tree of the sdist's tools/, ppocr/ and PKG-INFO under dest; returns its path."""
+    archive = sdist_archive(release)
+    with tarfile.open(archive) as tar:
+        top = tar.getnames()[0].split("/")[0]
+        members = [
+            m for m in tar.getmembers()
+            if m.name.split("/", 1)[-1].startswith(SDIST_PARTS) and (m.isfile() or m.isdir())
+        ]
+        tar.extractall(dest, members=members)
+    return os.path.join(dest, top)
+
+
+def release_commits():
+    """{release: upstream commit} from ../shared/upstream-releases.tsv ({} if absent)."""
+    if not os.path.isfile(RELEASES_TSV):
+        return {}
+    with open(RELEASES_TSV, encoding="utf-8") as f:
+        rows = [l.rstrip("\n").split("\t") for l in f if l.strip()]
+    return {r[0]: r[1] for r in rows[1:]}
+
+
+def clone_source():
+    """(path of a local clone with history, or None, why not)."""
+    repo = os.environ.get("PADDLEOCR_REPO")
+    if repo:
+        if not os.path.exists(repo):
+            return None, "PADDLEOCR_REPO=%s does not exist" % repo
+        return repo, ""
+    url = os.environ.get("PADDLEOCR_GIT_URL")
+    if url:
+        path = os.path.join(CACHE, "upstream.git")
+        if not os.path.isdir(path):
+            git.Repo.clone_from(url, path, bare=True)
+        return path, ""
+    return None, "set PADDLEOCR_REPO=<local PaddleOCR clone> or PADDLEOCR_GIT_URL to run the clone tier"
+
+
+def release_revision(source, release):
+    """The tag if the clone has it, else the shared table's commit, else None."""
+    repo = git.Repo(source)
+    try:
+        return repo.git.rev_parse("--verify", "-q", "refs/tags/%s^{commit}" % release)
+    except git.GitCommandError:
+        pass
+    commit = release_commits().get(release)
+    if commit:
+        try:
+            return repo.git.rev_parse("--verify", "-q", "%s^{commit}" % commit)
+        except git.GitCommandError:
+            return None
+    return None
+
+
+def release_tree(source, release):
+    """A clean sparse checkout of the release (ppocr/, tools/, configs/, top-level files),
+    a shared clone of `source` kept in the cache and reset before each use."""
+    rev = release_revision(source, release)
+    if rev is None:
+        return None
+    path = os.path.join(CACHE, "trees", hashlib.sha1(os.path.abspath(source).encode()).hexdigest()[:10], release)
+    if not os.path.isdir(os.path.join(path, ".git")):
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", source, path], check=True)
+        subprocess.run(["git", "-C", path, "sparse-checkout", "set", "--cone", *SPARSE_DIRS], check=True)
+    g = git.Git(path)
+    # A missing big blob outside the sparse dirs makes git complain on stderr only.
+    g.execute(["git", "checkout", "-q", "-f", "--detach", rev], with_extended_output=True)
+    g.execute(["git", "clean", "-fdxq"])
+    return path
