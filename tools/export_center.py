@@ -321,13 +321,18 @@ def format_report(report):
     return "\n".join("%s  %s" % (k.ljust(width), v) for k, v in rows)
 
 
+def refuse_existing(paths, force):
+    for path in paths:
+        if os.path.exists(path) and not force:
+            raise ExportError("%s exists; remove it or pass FORCE=1 (-o Export.force=true)" % path)
+
+
 def write_atomically(path, data, force):
     """Write bytes to path via a temp file + rename; never clobber unless force."""
-    if os.path.exists(path) and not force:
-        raise ExportError("%s exists; remove it or pass FORCE=1 (-o Export.force=true)" % path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=folder)
+    refuse_existing([path], force)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(os.path.abspath(path)))
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a pkl is an ordinary file
@@ -336,9 +341,11 @@ def write_atomically(path, data, force):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):  # full disk, read-only folder: one line, nothing left behind
+            raise ExportError("cannot write %s: %s; free space or choose another OUTPUT=" % (path, e.strerror or e))
         raise
 
 
@@ -455,6 +462,7 @@ def run(config, logger):
     report = summarize(centers, acc.counts, list(ctc_decode.character), meta)
     report["samples_per_class"] = {str(c): int(acc.counts[c]) for c in centers}
     force = bool(config["Export"].get("force"))
+    refuse_existing((out, report_path), force)  # before writing either: no half pair is left
     write_atomically(out, pickle.dumps(centers), force)
     write_atomically(report_path, json.dumps(report, indent=1, ensure_ascii=False).encode(), force)
     print(format_report(report))
