@@ -9,7 +9,7 @@ import pytest
 
 import upstream
 from conftest import SDIST_RELEASES
-from centerkit import patchfile, releases
+from centerkit import KitError, patchfile, releases
 from centerkit.patch_queue import PatchQueue, sha256_file
 
 CASES = [
@@ -52,3 +52,33 @@ def test_export_patch_is_refreshed_from_fork_script(series):
 def test_every_series_in_table_exists_and_every_series_is_used():
     used = {r.series for r in releases.load_table()}
     assert used == set(patchfile.all_series())
+
+
+def with_one_line_broken(patch, dest):
+    """A copy of `patch` in which one line it expects to find upstream (a context line, else
+    a removed line) is changed, as a drifted upstream file would make it."""
+    with open(patch, encoding="utf-8") as f:
+        lines = f.read().splitlines(keepends=True)
+    hunk_lines = [i for i, l in enumerate(lines) if i > next(j for j, h in enumerate(lines) if h.startswith("@@"))]
+    expected = [i for i in hunk_lines if lines[i][:1] == " " and lines[i].strip()] or \
+               [i for i in hunk_lines if lines[i][:1] == "-" and lines[i].strip("-\n ")]
+    i = expected[len(expected) // 2]
+    lines[i] = lines[i][0] + "# drifted " + lines[i][1:]
+    path = os.path.join(dest, os.path.basename(patch))
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(lines)
+    return path
+
+
+@pytest.mark.parametrize("rel,patch", CASES[-1:])
+def test_a_broken_context_line_fails_the_checks(rel, patch, tmp_path):
+    tree = upstream.sdist_tree(rel, str(tmp_path / "tree"))
+    bad = with_one_line_broken(patch, str(tmp_path))
+    env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(tmp_path))
+    assert subprocess.run(["git", "apply", "--check", bad], cwd=tree, env=env, capture_output=True).returncode != 0
+    q = PatchQueue(tree, rel.series)
+    q.patches = [bad]
+    assert q.detect()[0] == "conflict"
+    with pytest.raises(KitError, match="do not apply"):
+        q.apply(rel.name)
+    assert not os.path.exists(q.state)

@@ -201,7 +201,8 @@ def derive_export_config(config, char_num):
       building the model and stops if they are missing);
     - return_feats on the chosen CTC head, in memory: the YAML is never edited;
     - the Train data read through the Eval pipeline: Eval transforms, no multi-scale
-      sampler (the stock export copies MultiScaleDataSet onto Eval and hangs).
+      sampler (the stock export copies MultiScaleDataSet onto Eval and hangs), every
+      image once and in order.
     """
     check_rec_ctc_config(config)
     set_head_channels(config, char_num)
@@ -220,6 +221,9 @@ def derive_export_config(config, char_num):
         if key in train_ds:
             eval_ds[key] = train_ds[key]
     config["Eval"].pop("sampler", None)
+    # every image exactly once, in order (a config's drop_last would skip the last batch)
+    loader = {"batch_size_per_card": 64, "num_workers": 0, **(config["Eval"].get("loader") or {})}
+    config["Eval"]["loader"] = dict(loader, shuffle=False, drop_last=False)
     return name
 
 
@@ -242,30 +246,36 @@ class CenterAccumulator:
     """Running per-class sums of CTC features over the correctly recognised samples.
 
     Equal to upstream program.update_center's running mean (it averages every time step's
-    feature into the center of that step's argmax class, blank included), but vectorised
-    and in float64, so the result does not depend on the order of the samples.
+    feature into the center of that step's argmax class, blank included), but one
+    vectorised float64 index_add per batch on the features' own device (no host copy of
+    the features), so the result does not depend on the order of the samples.
     """
 
     def __init__(self, num_classes, width):
-        self.sums = np.zeros((num_classes, width), np.float64)
+        import paddle
+
+        # One row more than classes: the steps of unrecognised samples are added there and
+        # dropped, which is cheaper than selecting the recognised samples first.
+        self.sums = paddle.zeros([num_classes + 1, width], dtype="float64")
         self.counts = np.zeros(num_classes, np.int64)
         self.images_seen = 0
         self.images_used = 0
 
     def update(self, feats, class_idx, keep):
-        """feats [B, T, D], class_idx [B, T] (argmax per step), keep [B] bool."""
+        """feats [B, T, D] (Tensor or array), class_idx [B, T] argmax per step, keep [B] bool."""
+        import paddle
+
         keep = np.asarray(keep, bool)
         self.images_seen += len(keep)
         self.images_used += int(keep.sum())
         if not keep.any():
             return
-        idx = np.asarray(class_idx)[keep].reshape(-1)
-        rows = np.asarray(feats)[keep].reshape(len(idx), -1)
-        order = np.argsort(idx, kind="stable")
-        idx, rows = idx[order], rows[order]
-        starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
-        self.sums[idx[starts]] += np.add.reduceat(rows, starts, axis=0, dtype=np.float64)
-        self.counts += np.bincount(idx, minlength=len(self.counts))
+        trash = len(self.counts)
+        idx = np.where(keep[:, None], np.asarray(class_idx), trash).reshape(-1)
+        rows = feats if isinstance(feats, paddle.Tensor) else paddle.to_tensor(np.asarray(feats))
+        rows = paddle.cast(rows.reshape([len(idx), -1]), "float64")  # Tensor.astype is 20x slower on CPU
+        self.sums.index_add_(paddle.to_tensor(idx, place=self.sums.place), 0, rows)
+        self.counts += np.bincount(idx, minlength=trash + 1)[:trash]
 
     def merge(self, other):
         self.sums += other.sums
@@ -276,14 +286,41 @@ class CenterAccumulator:
     def centers(self):
         """{int class index: float32 (width,)}, the format CenterLoss loads."""
         present = np.flatnonzero(self.counts)
-        means = (self.sums[present] / self.counts[present, None]).astype(np.float32)
+        means = (self.sums.numpy()[present] / self.counts[present, None]).astype(np.float32)
         return {int(c): means[i] for i, c in enumerate(present)}
+
+
+def shard_indices(num_samples, rank, world_size):
+    """This rank's sample indices: every world_size-th one, so across ranks no image is read
+    twice or skipped (paddle's DistributedBatchSampler pads the last batch with repeats)."""
+    return list(range(rank, num_samples, world_size))
+
+
+def all_reduce_accumulator(acc):
+    """Sum every rank's float64 sums, counts and image tallies, once, at the end."""
+    import paddle
+    import paddle.distributed as dist
+
+    def summed(value):
+        tensor = paddle.to_tensor(value)
+        dist.all_reduce(tensor)
+        return tensor.numpy()
+
+    dist.all_reduce(acc.sums)  # in place, on the device (NCCL or gloo)
+    acc.counts = summed(acc.counts)
+    acc.images_seen, acc.images_used = (int(v) for v in summed(np.array([acc.images_seen, acc.images_used], np.int64)))
 
 
 def correct_mask(post_result):
     """Which samples a (predictions, labels) post-process result recognised exactly."""
     preds, labels = post_result
     return np.array([p[0] == l[0] for p, l in zip(preds, labels)], bool)
+
+
+def recognised(ctc_decode, class_idx, labels):
+    """correct_mask of what CTCLabelDecode reads from the argmax path, decoded from the
+    argmax the accumulation uses too (the stock script computes it twice per batch)."""
+    return correct_mask((ctc_decode.decode(class_idx, is_remove_duplicate=True), ctc_decode.decode(labels)))
 
 
 def summarize(centers, counts, dict_chars, meta):
@@ -327,26 +364,36 @@ def refuse_existing(paths, force):
             raise ExportError("%s exists; remove it or pass FORCE=1 (-o Export.force=true)" % path)
 
 
-def write_atomically(path, data, force):
-    """Write bytes to path via a temp file + rename; never clobber unless force."""
-    refuse_existing([path], force)
-    tmp = None
+def write_files(files, force):
+    """Write {path: bytes} all or nothing: every temp file is written and fsynced first, then
+    all are renamed, so a full disk or a kill mid-write leaves the old files (or none), never
+    a partial file nor a new pkl beside an old report. Never clobbers unless force."""
+    refuse_existing(files, force)
+    temps, path = {}, None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(os.path.abspath(path)))
         umask = os.umask(0)
         os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a pkl is an ordinary file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        for path, data in files.items():
+            fd, temps[path] = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(os.path.abspath(path)))
+            os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a pkl is an ordinary file
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for path in files:
+            os.replace(temps.pop(path), path)
     except BaseException as e:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         if isinstance(e, OSError):  # full disk, read-only folder: one line, nothing left behind
             raise ExportError("cannot write %s: %s; free space or choose another OUTPUT=" % (path, e.strerror or e))
         raise
+
+
+def write_atomically(path, data, force):
+    """Write bytes to path via a temp file + rename; never clobber unless force."""
+    write_files({path: data}, force)
 
 
 # ---------------------------------------------------------------------------------------
@@ -404,7 +451,11 @@ def run(config, logger):
 
     use_gpu = bool(config["Global"].get("use_gpu")) and paddle.is_compiled_with_cuda()
     device = paddle.set_device("gpu:%d" % paddle.distributed.ParallelEnv().dev_id if use_gpu else "cpu")
-    config["Global"]["distributed"] = paddle.distributed.get_world_size() != 1
+    world_size = paddle.distributed.get_world_size()  # >1 under paddle.distributed.launch / spawn
+    config["Global"]["distributed"] = world_size > 1
+    if world_size > 1:
+        paddle.distributed.init_parallel_env()  # NCCL on GPUs, gloo on CPU
+    rank = paddle.distributed.get_rank()
 
     global_config = config["Global"]
     post_process = build_post_process(dict(config["PostProcess"]), global_config)
@@ -416,6 +467,12 @@ def run(config, logger):
     # The CTC branch is decoded on its own, whatever the config's (Distillation) PostProcess.
     ctc_decode = build_post_process({"name": "CTCLabelDecode"}, dict(global_config))
     loader = build_dataloader(config, "Eval", device, logger)
+    if world_size > 1:
+        loader = paddle.io.DataLoader(
+            paddle.io.Subset(loader.dataset, shard_indices(len(loader.dataset), rank, world_size)),
+            places=device, batch_size=loader.batch_sampler.batch_size, shuffle=False, drop_last=False,
+            num_workers=loader.num_workers, return_list=True, collate_fn=loader.collate_fn,
+        )
 
     model = build_model(config["Architecture"])
     if ckpt:
@@ -427,21 +484,25 @@ def run(config, logger):
         head.return_feats = True
         setattr(head, EVAL_FEATS_SWITCH, True)
     net.eval()
+    if not heads:
+        raise ExportError("the model has no CTCHead; export centers from a CTC recognition config")
+    last_fc = heads[0].fc2 if heads[0].mid_channels is not None else heads[0].fc
+    acc = CenterAccumulator(last_fc.weight.shape[1], last_fc.weight.shape[0])  # [in, out]
 
-    acc = None
-    progress = _progress(len(loader.dataset) if hasattr(loader, "dataset") else None)
+    progress = _progress(len(loader.dataset), enabled=rank == 0)
     start = time.time()
     with paddle.no_grad():
         for batch in loader:
             feats, probs = head_outputs(net(batch[0]))
-            labels = batch[1].numpy()
-            keep = correct_mask(ctc_decode(probs, labels))
-            if acc is None:
-                acc = CenterAccumulator(probs.shape[-1], feats.shape[-1])
-            acc.update(feats.numpy(), probs.argmax(axis=-1).numpy(), keep)
-            progress(len(keep))
+            class_idx = probs.numpy().argmax(axis=-1)  # numpy's argmax is the fast one on CPU
+            acc.update(feats, class_idx, recognised(ctc_decode, class_idx, batch[1].numpy()))
+            progress(len(class_idx))
     progress(None)
-    if acc is None or acc.images_seen == 0:
+    if world_size > 1:
+        all_reduce_accumulator(acc)
+        if rank != 0:  # rank 0 alone writes
+            return None
+    if acc.images_seen == 0:
         raise ExportError("the training data is empty; check Train.dataset.data_dir and label_file_list")
     if acc.images_used == 0:
         raise ExportError(
@@ -462,19 +523,19 @@ def run(config, logger):
     report = summarize(centers, acc.counts, list(ctc_decode.character), meta)
     report["samples_per_class"] = {str(c): int(acc.counts[c]) for c in centers}
     force = bool(config["Export"].get("force"))
-    refuse_existing((out, report_path), force)  # before writing either: no half pair is left
-    write_atomically(out, pickle.dumps(centers), force)
-    write_atomically(report_path, json.dumps(report, indent=1, ensure_ascii=False).encode(), force)
+    write_files({out: pickle.dumps(centers), report_path: json.dumps(report, indent=1, ensure_ascii=False).encode()}, force)
     print(format_report(report))
     logger.info("wrote %s (%d centers, width %d) and %s", out, len(centers), report["feature_width"], report_path)
     return report
 
 
-def _progress(total):
+def _progress(total, enabled=True):
     """A tqdm bar in images with images/s; a no-op without tqdm."""
     try:
         from tqdm import tqdm
     except ImportError:
+        enabled = False
+    if not enabled:
         return lambda n: None
     bar = tqdm(total=total, unit="img", desc="export centers", dynamic_ncols=True)
 
