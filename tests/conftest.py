@@ -22,6 +22,17 @@ def clone_source():
     return source
 
 
+@pytest.fixture
+def tree_of(clone_source):
+    """release -> a clean tree of it from the clone (skips when the clone lacks it)."""
+    def get(release):
+        path = upstream.release_tree(clone_source, release)
+        if path is None:
+            pytest.skip("%s has neither tag %s nor the commit the shared table gives" % (clone_source, release))
+        return path
+    return get
+
+
 def pytest_report_header(config):
     source, why = upstream.clone_source()
     return "ppocr-center-kit clone tier: %s" % (source or "skipped: " + why)

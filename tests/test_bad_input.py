@@ -1,15 +1,23 @@
 """Bad input: one line naming the fix, exit code 2, and the tree and user files unchanged.
 The tree is the real v3.7.0 sdist (tools/, ppocr/), the user's files are made here."""
 
+import errno
 import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import types
 
 import pytest
 import yaml
 
 import upstream
 from conftest import SDIST_RELEASES
-from kit_run import error_lines, make, snapshot
+from kit_run import error_lines, make, recipe_exit, snapshot
 from centerkit import KitError, patchfile
+from centerkit.fork import export_center as ec
 from centerkit.patch_queue import PatchQueue, read_manifest
 
 
@@ -37,17 +45,20 @@ def distill_config(data):
     return cfg
 
 
-@pytest.fixture
-def env(tmp_path):
-    tree = upstream.sdist_tree(SDIST_RELEASES[-1], str(tmp_path / "src"))
-    data = tmp_path / "user"
+def user_files(data):
     (data / "img").mkdir(parents=True)
     (data / "ckpt").mkdir()
     (data / "ckpt" / "best_accuracy.pdparams").write_bytes(b"weights")
     (data / "img" / "0.png").write_bytes(b"png")
     (data / "train.txt").write_text("img/0.png\t1\n")
     (data / "dict.txt").write_text("1\n2\n")
-    return tree, data
+    return data
+
+
+@pytest.fixture
+def env(tmp_path):
+    tree = upstream.sdist_tree(SDIST_RELEASES[-1], str(tmp_path / "src"))
+    return tree, user_files(tmp_path / "user")
 
 
 def write(data, cfg, name="cfg.yml"):
@@ -58,7 +69,7 @@ def write(data, cfg, name="cfg.yml"):
 
 def assert_refused(result, *needles, before=None, roots=()):
     lines = error_lines(result)
-    assert result.returncode != 0
+    assert recipe_exit(result) == 2, result.stderr  # the kit's own code, not just make's
     assert len(lines) == 1, result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
@@ -71,7 +82,6 @@ def run_export(tree, data, cfg_path, **extra):
     roots = (tree, str(data))
     before = [snapshot(r) for r in roots]
     result = make("export", cwd=tree, CONFIG=cfg_path, OUTPUT=str(data / "out.pkl"), **extra)
-    assert "exit code 2" in result.stderr or result.returncode == 2 or "Error 2" in result.stderr
     return result, before, roots
 
 
@@ -101,8 +111,177 @@ def test_bad_input_is_refused_and_changes_nothing(env, case):
 
 def test_not_a_paddleocr_clone(env, tmp_path):
     tree, data = env
-    result = make("export", cwd=str(data), CONFIG=write(data, base_config(data)))
-    assert_refused(result, "not inside a PaddleOCR clone", "PADDLEOCR=")
+    cfg = write(data, base_config(data))
+    before = [snapshot(str(data))]
+    result = make("export", cwd=str(data), CONFIG=cfg)
+    assert_refused(result, "not inside a PaddleOCR clone", "PADDLEOCR=", before=before, roots=[str(data)])
+
+
+@pytest.mark.parametrize("target", ["export", "check", "apply", "revert", "status"])
+def test_paddleocr_names_a_folder_that_is_not_a_clone(env, tmp_path, target):
+    """PADDLEOCR=<some other folder>: refused before anything in it or the user's files moves."""
+    tree, data = env
+    other = tmp_path / "not-a-clone"
+    (other / "tools").mkdir(parents=True)  # half a tree: no export_center.py, no ppocr/
+    (other / "notes.txt").write_text("mine\n")
+    cfg = write(data, base_config(data))
+    roots = (str(other), str(data))
+    before = [snapshot(r) for r in roots]
+    variables = dict(CONFIG=cfg, OUTPUT=str(data / "out.pkl")) if target == "export" else {}
+    result = make(target, cwd=str(data), PADDLEOCR=str(other), **variables)
+    assert_refused(result, "%s is not a PaddleOCR tree" % other, "PADDLEOCR=", before=before, roots=roots)
+
+
+def without_write_override():
+    """A command prefix under which chmod -w stops writes, as it does for a user: none for a
+    normal user; for root, whom mode bits do not stop, setpriv dropping CAP_DAC_OVERRIDE;
+    else a skip naming why (then nothing here could show a read-only clone)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        pytest.skip("running as root, where chmod -w does not stop writes, and no setpriv to drop CAP_DAC_OVERRIDE")
+    wrap = [setpriv, "--bounding-set", "-dac_override"]
+    with tempfile.TemporaryDirectory() as folder:
+        probe = os.path.join(folder, "read-only")
+        with open(probe, "w"):
+            pass
+        os.chmod(probe, 0o444)
+        ok = subprocess.run(wrap + ["true"], capture_output=True, text=True)
+        wrote = subprocess.run(wrap + ["sh", "-c", 'echo x >> "$0"', probe], capture_output=True)
+    if ok.returncode or wrote.returncode == 0:
+        pytest.skip("running as root and setpriv cannot drop CAP_DAC_OVERRIDE here (%s)" % ok.stderr.strip())
+    return wrap
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_read_only_clone_is_refused_before_patching(env, what):
+    """The file to patch read-only, or its folder (git apply and the byte-exact restore
+    replace files): refused before anything is saved or patched, not stopped halfway."""
+    tree, data = env
+    wrap = without_write_override()
+    for folder, dirs, files in os.walk(tree if os.geteuid() == 0 else ()):
+        for name in [folder] + [os.path.join(folder, f) for f in files]:  # root extracted the
+            os.chown(name, 0, 0)  # sdist with its packager's uid; a clone is its user's own
+    target = os.path.join(tree, "tools", "export_center.py")
+    path = target if what == "file" else os.path.dirname(target)
+    mode = os.stat(path).st_mode
+    os.chmod(path, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        cfg = write(data, base_config(data))
+        roots = (tree, str(data))
+        before = [snapshot(r) for r in roots]
+        result = make("export", cwd=tree, wrap=wrap, CONFIG=cfg, OUTPUT=str(data / "out.pkl"))
+        assert_refused(result, "%s is read-only" % path, "chmod u+w", before=before, roots=roots)
+        assert read_manifest(tree) is None and not os.path.exists(os.path.join(tree, ".ppocr-center-kit"))
+    finally:
+        os.chmod(path, mode)
+
+
+@pytest.mark.parametrize("rel", ["tools/export_center.py", "ppocr/modeling/heads"])
+def test_read_only_clone_tier(clone_source, tmp_path, rel):
+    """The same in a whole v3.7.0 clone, where the series applies: with the second file's
+    folder read-only a run would otherwise stop between the two files it patches."""
+    wrap = without_write_override()
+    tree = upstream.release_tree(clone_source, "v3.7.0")
+    if tree is None:
+        pytest.skip("%s has neither tag v3.7.0 nor the commit the shared table gives" % clone_source)
+    data = user_files(tmp_path / "user")
+    cfg = write(data, base_config(data))
+    path = os.path.join(tree, rel)
+    mode = os.stat(path).st_mode
+    os.chmod(path, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        roots = (tree, str(data))
+        before = [snapshot(r) for r in roots]
+        result = make("export", cwd=tree, wrap=wrap, env={"PADDLEOCR_VERSION": "v3.7.0"}, CONFIG=cfg,
+                      OUTPUT=str(data / "out.pkl"))
+        assert_refused(result, "%s is read-only" % path, "chmod u+w", before=before, roots=roots)
+        assert read_manifest(tree) is None
+        git = subprocess.run(["git", "status", "--porcelain"], cwd=tree, capture_output=True, text=True, check=True)
+        assert git.stdout == ""
+    finally:
+        os.chmod(path, mode)
+
+
+def full_disk(monkeypatch, where):
+    """Make the output write fail as on a full disk: in the write itself, after half the
+    bytes landed, or in fsync (where delayed allocation reports it)."""
+    def enospc(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    if where == "fsync":
+        monkeypatch.setattr(os, "fsync", enospc)
+        return
+    real_fdopen = os.fdopen
+
+    class HalfWritten:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            enospc()
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: HalfWritten(real_fdopen(fd, *a, **k)))
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "over-existing"])
+@pytest.mark.parametrize("where", ["write", "fsync"])
+def test_full_disk_output_write(tmp_path, monkeypatch, where, existing):
+    """The fork script's output write on a full disk: one line naming the path and the
+    fix, no temp file or partial pkl left, an existing output (FORCE=1) untouched."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "keep.txt").write_text("the user's\n")
+    out = out_dir / "train_center.pkl"
+    if existing:
+        out.write_bytes(b"previous centers")
+        os.chmod(out, 0o640)
+    before = snapshot(str(out_dir))
+    full_disk(monkeypatch, where)
+    with pytest.raises(ec.ExportError) as e:
+        ec.write_atomically(str(out), b"c" * 65536, force=existing)
+    monkeypatch.undo()
+    message = str(e.value)
+    assert "\n" not in message
+    assert message.startswith("cannot write %s: No space left on device" % out) and "OUTPUT=" in message, message
+    assert snapshot(str(out_dir)) == before  # no temp, no partial pkl, the old one as it was
+
+
+def test_full_disk_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    """Through the fork script's main: exit code 2 and one `export_center: error:` line.
+    Paddle and ppocr are not needed up to the write: run() is cut down to it."""
+    data = tmp_path
+    out = data / "centers.pkl"
+    logging_mod = types.ModuleType("ppocr.utils.logging")
+    logging_mod.get_logger = lambda: None
+    for name, mod in (("ppocr", types.ModuleType("ppocr")), ("ppocr.utils", types.ModuleType("ppocr.utils")),
+                      ("ppocr.utils.logging", logging_mod)):
+        monkeypatch.setitem(sys.modules, name, mod)
+
+    def run_to_the_write(config, logger):
+        path, _ = ec.output_paths(config)
+        ec.write_atomically(path, b"c" * 4096, bool(config["Export"]["force"]))
+
+    monkeypatch.setattr(ec, "run", run_to_the_write)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # main() puts the script's tree on it
+    full_disk(monkeypatch, "fsync")
+    rc = ec.main(["-c", write(data, base_config(data)), "-o", "Export.output=%s" % out])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("export_center: error: cannot write %s: No space left on device" % out), err
+    assert sorted(os.listdir(data)) == ["cfg.yml"]
 
 
 def test_unknown_release_check_fails(env):

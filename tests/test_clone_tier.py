@@ -9,39 +9,22 @@ release of the table, at its tag or the commit ../shared/upstream-releases.tsv g
   computation (reference_centers.py) from the same model outputs.
 """
 
+import json
 import os
 import pickle
 import py_compile
-import struct
-import subprocess
-import sys
-import zlib
 
 import numpy as np
 import pytest
 
+import tiny_data
 import upstream
 from conftest import TABLE
-from kit_run import make, snapshot
+from kit_run import git_status, make, snapshot
 from centerkit import patchfile, releases
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 E2E_RELEASES = [r for r in TABLE if releases.parse_version(r.name) >= (2, 8, 0)]
 CONFIGS = {"tiny_distill_ctc_nrtr.yml": 32, "tiny_multihead_ctc_sar.yml": 32, "tiny_plain_ctc.yml": 24}
-
-
-@pytest.fixture
-def tree_of(clone_source):
-    def get(release):
-        path = upstream.release_tree(clone_source, release)
-        if path is None:
-            pytest.skip("%s has neither tag %s nor the commit the shared table gives" % (clone_source, release))
-        return path
-    return get
-
-
-def git_status(tree):
-    return subprocess.run(["git", "status", "--porcelain"], cwd=tree, capture_output=True, text=True, check=True).stdout
 
 
 def test_table_covers_the_shared_release_list():
@@ -74,57 +57,19 @@ def test_series_applies_and_reverts(tree_of, release):
     assert git_status(tree) == ""
 
 
-def _png(path, pixels):
-    """A grayscale PNG from a uint8 array (no imaging library needed)."""
-    h, w = pixels.shape
-    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(h))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-
-def tree_python(tree):
-    """The Python to run this release with, or a skip naming why it cannot."""
-    major = releases.parse_version(os.environ.get("PADDLEOCR_VERSION_UNDER_TEST", "3"))[0]
-    python = os.environ.get("PADDLEOCR_PYTHON_V%d" % major) or os.environ.get("PADDLEOCR_PYTHON") or sys.executable
-    probe = subprocess.run(
-        [python, "-c", "import paddle, ppocr.data, ppocr.modeling.architectures, ppocr.postprocess, tools.program"],
-        cwd=tree, capture_output=True, text=True,
-    )
-    if probe.returncode:
-        last = (probe.stderr.strip().splitlines() or ["?"])[-1]
-        pytest.skip("%s cannot import this release's ppocr (%s); set PADDLEOCR_PYTHON[_V2]" % (python, last))
-    return python
-
-
 @pytest.mark.parametrize("config,width", list(CONFIGS.items()))
 @pytest.mark.parametrize("release", [r.name for r in E2E_RELEASES])
-def test_make_export_end_to_end(tree_of, release, config, width, tmp_path, monkeypatch):
+def test_make_export_end_to_end(tree_of, release, config, width, tmp_path):
     tree = tree_of(release)
-    monkeypatch.setenv("PADDLEOCR_VERSION_UNDER_TEST", release)
-    python = tree_python(tree)
+    python = tiny_data.release_python(tree, release)
     data = tmp_path / "data"
-    (data / "img").mkdir(parents=True)
-    rng = np.random.default_rng(7)
-    lines = []
-    for i in range(11):  # not a multiple of the batch size
-        _png(str(data / "img" / ("%d.png" % i)), rng.integers(0, 255, (32, 64), dtype=np.uint8))
-        lines.append("img/%d.png\ta\n" % i)
-    (data / "train.txt").write_text("".join(lines))
-    (data / "dict.txt").write_text("".join(c + "\n" for c in "abcdefghij"))
-    cfg = os.path.join(os.path.dirname(HERE), "configs", config)
+    opts = tiny_data.dataset(data, images=11)  # not a multiple of the batch size
+    cfg = tiny_data.config_path(config)
     ckpt, out, ref = str(tmp_path / "ckpt"), str(tmp_path / "centers.pkl"), str(tmp_path / "ref.pkl")
-    opts = ["Global.character_dict_path=%s" % (data / "dict.txt"), "Train.dataset.data_dir=%s" % data,
-            "Train.dataset.label_file_list=[%s]" % (data / "train.txt")]
     if "distill" in config:  # sub-model `pretrained` paths must be ignored with a checkpoint
         opts += ["Architecture.Models.Teacher.pretrained=./no/such/teacher",
                  "Architecture.Models.Student.pretrained=./no/such/student"]
-    ref_cmd = [python, os.path.join(HERE, "reference_centers.py")]
-    subprocess.run(ref_cmd + ["init", cfg, ckpt, str(data / "train.txt"), ref] + opts, cwd=tree, check=True, capture_output=True)
+    tiny_data.reference(python, tree, "init", cfg, ckpt, str(data / "train.txt"), ref, opts)
     assert git_status(tree) == ""
 
     r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": release}, PYTHON=python, CONFIG=cfg,
@@ -132,7 +77,7 @@ def test_make_export_end_to_end(tree_of, release, config, width, tmp_path, monke
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert git_status(tree) == ""
 
-    subprocess.run(ref_cmd + ["centers", cfg, ckpt, str(data / "train.txt"), ref] + opts, cwd=tree, check=True, capture_output=True)
+    tiny_data.reference(python, tree, "centers", cfg, ckpt, str(data / "train.txt"), ref, opts)
     with open(out, "rb") as f:
         ours = pickle.load(f)
     with open(ref, "rb") as f:
@@ -143,5 +88,5 @@ def test_make_export_end_to_end(tree_of, release, config, width, tmp_path, monke
     for k in ours:
         np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-5, atol=1e-5)
     with open(os.path.splitext(out)[0] + ".report.json") as f:
-        report = __import__("json").load(f)
+        report = json.load(f)
     assert report["images_seen"] == 11 and report["images_used"] == 6

@@ -6,7 +6,9 @@
   folder (quilt's .pc/), inside the git dir when there is one so `git status` stays clean;
 - revert restores those bytes (not a reverse patch), so local edits survive, and a
   crashed or killed run is always recoverable: the state folder says a run is open;
-- one run per tree at a time (an flock, released by the kernel even on SIGKILL).
+- one run per tree at a time (an flock, released by the kernel even on SIGKILL);
+- a kill at any step leaves either the untouched tree or an open run that `make revert`
+  finishes (tests/test_fault_injection.py kills a run at every faults.fault_point).
 """
 
 import contextlib
@@ -15,15 +17,20 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
 
 from . import KitError
+from .faults import fault_point
 from .patchfile import series_patches, targets
 
 STATE_NAME = "ppocr-center-kit"
 MANIFEST = "manifest.json"
+# Temp files of _write_atomic: a kill between mkstemp and rename leaves one next to a
+# restored file, so revert removes whatever carries this prefix in the target folders.
+TMP_PREFIX = ".ppocr-center-kit-tmp-"
 
 
 def sha256_file(path):
@@ -60,7 +67,7 @@ def read_manifest(tree):
 
 def _write_atomic(path, data, mode=None):
     folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".ck-", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -68,6 +75,7 @@ def _write_atomic(path, data, mode=None):
             os.fsync(f.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
+        fault_point("atomic.temp-written")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -77,13 +85,21 @@ def _write_atomic(path, data, mode=None):
 
 @contextlib.contextmanager
 def signals_deferred():
-    """Hold SIGINT/SIGTERM/SIGHUP while restoring files, then deliver them."""
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    """Hold SIGINT/SIGTERM/SIGHUP while restoring files, then deliver them. The handlers are
+    swapped for ones that only take note: blocking them in this thread is not enough, as the
+    kernel hands a signal to any thread that does not block it (numpy's BLAS threads), and
+    Python then raises KeyboardInterrupt in the main thread all the same. Nests."""
+    got = []
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        old[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in old.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig in dict.fromkeys(got):  # each once, in order of arrival
+            signal.raise_signal(sig)
 
 
 class TreeLock:
@@ -160,6 +176,23 @@ class PatchQueue:
     def manifest(self):
         return read_manifest(self.tree)
 
+    def require_writable(self):
+        """Refuse before touching anything when a file to patch, its folder (git apply and
+        the restore replace files) or the state folder's parent cannot be written: else the
+        run would stop halfway. Targets the tree lacks are left to detect()'s message."""
+        checks = [os.path.dirname(self.state)]
+        for rel in self.targets():
+            path = os.path.join(self.tree, rel)
+            if os.path.exists(path):
+                checks += [path, os.path.dirname(path)]
+        for path in checks:
+            if not os.access(path, os.W_OK | (os.X_OK if os.path.isdir(path) else 0)):
+                raise KitError(
+                    "%s is read-only, and the kit must patch %s and restore it; make it "
+                    "writable (chmod u+w) for the run, or export from a writable clone"
+                    % (path, ", ".join(self.targets()))
+                )
+
     def require_no_open_run(self):
         m = self.manifest()
         if m is not None:
@@ -168,10 +201,12 @@ class PatchQueue:
                 % (self.tree, m["series"], m["phase"])
             )
 
-    def apply(self, release=None):
+    def apply(self, release=None, outputs=()):
         """Dry run, save originals, apply the whole series atomically (git apply is
-        all-or-nothing across the patches it is given)."""
+        all-or-nothing across the patches it is given). outputs: the files the run will
+        write, whose temp files a revert removes (a killed export leaves its own behind)."""
         self.require_no_open_run()
+        self.require_writable()
         status, detail = self.detect()
         if status == "applied":
             raise KitError(
@@ -192,18 +227,37 @@ class PatchQueue:
             entry = {"existed": os.path.exists(src)}
             if entry["existed"]:
                 saved = os.path.join(self.state, "orig", str(i))
-                shutil.copyfile(src, saved)
-                entry.update(saved=saved, sha256=sha256_file(src), mode=os.stat(src).st_mode & 0o7777)
+                with open(src, "rb") as f:
+                    data = f.read()
+                _write_atomic(saved, data)  # fsynced before the manifest points at it
+                entry.update(saved=saved, sha256=hashlib.sha256(data).hexdigest(), mode=os.stat(src).st_mode & 0o7777)
+                fault_point("apply.original-saved")
             files[rel] = entry
-        manifest = dict(series=self.series, release=release, phase="applying", files=files)
+        manifest = dict(series=self.series, release=release, phase="applying", files=files, outputs=list(outputs))
+        # From here on the manifest says a run is open: a kill leaves `make revert` to finish.
         _write_atomic(os.path.join(self.state, MANIFEST), json.dumps(manifest, indent=1).encode())
-        ok, msg = self._git_apply(*self.patches)
-        if not ok:
+        try:
+            fault_point("apply.manifest-written")
+            ok, msg = self._git_apply(*self.patches)
+            fault_point("apply.git-applied")
+            if not ok:
+                raise KitError("git apply failed in %s: %s" % (self.tree, msg))
+            manifest["phase"] = "applied"
+            _write_atomic(os.path.join(self.state, MANIFEST), json.dumps(manifest, indent=1).encode())
+            fault_point("apply.done")
+        except BaseException:  # a failed apply or Ctrl-C/SIGTERM mid-apply: undo it now
             self.revert()
-            raise KitError("git apply failed in %s: %s" % (self.tree, msg))
-        manifest["phase"] = "applied"
-        _write_atomic(os.path.join(self.state, MANIFEST), json.dumps(manifest, indent=1).encode())
+            raise
         return manifest
+
+    @staticmethod
+    def _remove_stale_temps(folder, pattern=None):
+        """Remove what a killed _write_atomic left in folder, or with pattern, the files
+        matching it (the temps of the export's write_atomically: `.<name>.` + 8 chars)."""
+        with contextlib.suppress(OSError):
+            for name in os.listdir(folder):
+                if (pattern.match(name) if pattern else name.startswith(TMP_PREFIX)):
+                    os.unlink(os.path.join(folder, name))
 
     def revert(self):
         """Restore every target to its saved bytes and mode, check them, drop the state.
@@ -212,6 +266,8 @@ class PatchQueue:
             m = self.manifest()
             if m is None:
                 shutil.rmtree(self.state, ignore_errors=True)
+                for folder in {os.path.dirname(os.path.join(self.tree, t)) for t in self.targets()}:
+                    self._remove_stale_temps(folder)
                 status, detail = self.detect()
                 if status == "applied":
                     ok, msg = self._git_apply("-R", *reversed(self.patches))
@@ -224,16 +280,37 @@ class PatchQueue:
                         "files with git checkout -- %s" % (self.tree, self.series, "; ".join(detail), " ".join(self.targets()))
                     )
                 return "clean"
+            fault_point("revert.begin")
+            for out in m.get("outputs", []):  # the run's child is gone: its temps are debris
+                name = re.escape(os.path.basename(out))
+                self._remove_stale_temps(os.path.dirname(out), re.compile(r"\.%s\.[a-z0-9_]{8}$" % name))
             for rel, entry in m["files"].items():
                 path = os.path.join(self.tree, rel)
+                self._remove_stale_temps(os.path.dirname(path))
                 if not entry["existed"]:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
                     continue
-                with open(entry["saved"], "rb") as f:
-                    data = f.read()
+                if os.path.isfile(path) and sha256_file(path) == entry["sha256"] and (
+                    os.stat(path).st_mode & 0o7777 == entry["mode"]
+                ):
+                    fault_point("revert.file-restored")
+                    continue  # already the original (a revert killed after this file)
+                try:
+                    with open(entry["saved"], "rb") as f:
+                        data = f.read()
+                except OSError as e:
+                    raise KitError("the saved original of %s is unreadable (%s); restore it with git checkout -- %s" % (path, e.strerror, rel))
+                if hashlib.sha256(data).hexdigest() != entry["sha256"]:  # never write a damaged copy
+                    raise KitError("the saved original of %s (%s) is damaged; restore it with git checkout -- %s" % (path, entry["saved"], rel))
                 _write_atomic(path, data, entry["mode"])
                 if sha256_file(path) != entry["sha256"] or os.stat(path).st_mode & 0o7777 != entry["mode"]:
                     raise KitError("%s could not be restored; its original is kept in %s" % (path, entry["saved"]))
-            shutil.rmtree(self.state)
+                fault_point("revert.file-restored")
+            # The manifest goes first: once it is gone the run is closed, and what is left of
+            # the state folder is removed by the next apply or revert.
+            os.unlink(os.path.join(self.state, MANIFEST))
+            fault_point("revert.manifest-removed")
+            shutil.rmtree(self.state, ignore_errors=True)
+            fault_point("revert.done")
             return "restored"

@@ -1,0 +1,76 @@
+"""Test-only faults inside the export child (tools/export_center.py, which the kit does not
+own and must not carry test hooks): tests/test_fault_injection.py puts this folder on
+PYTHONPATH, Python imports it at start-up, and it acts only in a process running
+export_center.py and only when the test sets
+
+    CENTERKIT_CHILD_FAULT=<event>:<file name>:<action>
+
+  event   loop       the first progress update (one batch forwarded, none written)
+          fsync      fsync of the temp file of output <file name> (written, not renamed)
+          replaced   the rename of a temp file onto output <file name> (done)
+  action  KILL|INT|TERM  that signal to the process group (everything make started)
+          ENOSPC         the call fails with OSError(ENOSPC), as on a full disk
+
+It appends `child.<event>` to CENTERKIT_FAULT_TRACE when it acts, so the test knows the
+fault happened where it meant it to.
+"""
+
+import errno
+import os
+import signal
+import sys
+
+_SPEC = os.environ.get("CENTERKIT_CHILD_FAULT", "")
+
+
+def _install(event, name, action):
+    done = []
+
+    def act():
+        if done:
+            return
+        done.append(1)
+        trace = os.environ.get("CENTERKIT_FAULT_TRACE")
+        if trace:
+            with open(trace, "a", encoding="utf-8") as f:
+                f.write("child.%s#1\n" % event)
+        if action == "ENOSPC":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.killpg(os.getpgrp(), getattr(signal, "SIG" + action))
+
+    if event == "loop":
+        import tqdm
+
+        update = tqdm.tqdm.update
+
+        def patched_update(self, n=1):
+            update(self, n)
+            act()
+
+        tqdm.tqdm.update = patched_update
+    elif event == "fsync":
+        fsync = os.fsync
+
+        def patched_fsync(fd):
+            target = os.path.basename(os.readlink("/proc/self/fd/%d" % fd))
+            if target.startswith("." + name + "."):  # write_atomically's temp of <name>
+                act()
+            return fsync(fd)
+
+        os.fsync = patched_fsync
+    elif event == "replaced":
+        replace = os.replace
+
+        def patched_replace(src, dst, *args, **kwargs):
+            result = replace(src, dst, *args, **kwargs)
+            if os.path.basename(dst) == name:
+                act()
+            return result
+
+        os.replace = patched_replace
+    else:
+        raise SystemExit("CENTERKIT_CHILD_FAULT: unknown event %r" % event)
+
+
+if _SPEC and sys.argv and sys.argv[0].endswith("export_center.py"):
+    _install(*_SPEC.split(":"))

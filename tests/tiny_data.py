@@ -1,0 +1,70 @@
+"""A tiny generated training set and a random-init checkpoint for real `make export` runs
+(clone tier): a handful of noise images, so a run takes seconds on a CPU."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from centerkit.chart import png_bytes
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KIT = os.path.dirname(HERE)
+ALPHABET = "abcdefghij"
+
+
+def config_path(name):
+    return os.path.join(KIT, "configs", name)
+
+
+def dataset(data, images=11, seed=7, labels=None, shape=(32, 64)):
+    """data/img/<i>.png (noise), data/train.txt (labels[i], default every label 'a' until
+    `init` relabels it) and data/dict.txt; returns the -o overrides that point a config at
+    them (drop the first, the dictionary, to keep a config's own)."""
+    (data / "img").mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i in range(images):
+        (data / "img" / ("%d.png" % i)).write_bytes(png_bytes(rng.integers(0, 255, shape, dtype=np.uint8)))
+        lines.append("img/%d.png\t%s\n" % (i, labels[i] if labels else "a"))
+    (data / "train.txt").write_text("".join(lines))
+    (data / "dict.txt").write_text("".join(c + "\n" for c in ALPHABET))
+    return dataset_opts(data)
+
+
+def dataset_opts(data):
+    """The -o overrides that point a config at the data set under data."""
+    return ["Global.character_dict_path=%s" % (data / "dict.txt"), "Train.dataset.data_dir=%s" % data,
+            "Train.dataset.label_file_list=[%s]" % (data / "train.txt")]
+
+
+def reference(python, tree, mode, cfg, ckpt, labels, ref, opts):
+    """Run reference_centers.py (`init`: random-init checkpoint + labels half of which the
+    model reads; `centers`: the reference pkl) in the unpatched tree."""
+    cmd = [python, os.path.join(HERE, "reference_centers.py"), mode, cfg, ckpt, labels, ref, *opts]
+    subprocess.run(cmd, cwd=tree, check=True, capture_output=True)
+
+
+def release_python(tree, release):
+    """paddle_python for this release's major version, or a pytest skip naming why not."""
+    import pytest
+
+    python, why = paddle_python(tree, int(release.lstrip("v").split(".")[0]))
+    if python is None:
+        pytest.skip(why)
+    return python
+
+
+def paddle_python(tree, major=3):
+    """(the Python that can run this tree's ppocr with Paddle, None) or (None, why not):
+    PADDLEOCR_PYTHON_V<major>, else PADDLEOCR_PYTHON, else the one running the tests."""
+    python = os.environ.get("PADDLEOCR_PYTHON_V%d" % major) or os.environ.get("PADDLEOCR_PYTHON") or sys.executable
+    probe = subprocess.run(
+        [python, "-c", "import paddle, ppocr.data, ppocr.modeling.architectures, ppocr.postprocess, tools.program"],
+        cwd=tree, capture_output=True, text=True,
+    )
+    if probe.returncode:
+        last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+        return None, "%s cannot import this release's ppocr (%s); set PADDLEOCR_PYTHON[_V2]" % (python, last)
+    return python, None
