@@ -9,3 +9,22 @@ FORK_SCRIPT = os.path.join(KIT_ROOT, "tools", "export_center.py")
 
 class KitError(Exception):
     """A problem the user can fix: printed as one line naming the fix, exit code 2."""
+
+
+def flag(value):
+    """A Makefile switch such as FORCE=: empty, 0, false and no mean off."""
+    return str(value).lower() not in ("", "0", "false", "no")
+
+
+def run_tool(command, argv):
+    """Exit code of a kit tool's command: a KitError (or the fork script's ExportError)
+    becomes the kit's one-line error on stderr and exit code 2, as for the Makefile targets."""
+    import sys
+
+    from .fork import export_center
+
+    try:
+        return command(argv)
+    except (KitError, export_center.ExportError) as e:
+        print("ppocr-center-kit: error: %s" % e, file=sys.stderr)
+        return 2
