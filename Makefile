@@ -11,16 +11,22 @@ MODEL    ?=
 OUTPUT   ?=
 OPTS     ?=
 FORCE    ?=
+CENTERS  ?=
+DICT     ?=
+NPROC    ?=
+BENCH_IMAGES ?= 32
+BENCH_CONFIG ?=
 PYTEST_ARGS ?=
 KITPY    = PYTHONPATH="$(KIT)/scripts$${PYTHONPATH:+:$$PYTHONPATH}" "$(PYTHON)" -m centerkit --invoked-from "$(CURDIR)"
 TREE_ARG = --tree "$(PADDLEOCR)"
+KITTOOL  = "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 .DEFAULT_GOAL := help
-.PHONY: help setup export check apply revert status refresh demo test inspect validate bench
+.PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench
 
 help: ## this list
 	@grep -hE '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) OUTPUT(=train_center.pkl) OPTS='-o K=v' PADDLEOCR FORCE=1 PYTHON"
+	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) OUTPUT(=train_center.pkl) OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
 
 $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 	python3 -m venv "$(VENV)"
@@ -31,9 +37,9 @@ $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 setup: $(VENV)/.installed ## create .venv with the kit, paddlepaddle (CPU) and test tools
 	@echo "kit environment ready: $(VENV)"
 
-export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOINT= MODEL= OUTPUT= OPTS= FORCE=1]
+export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOINT= MODEL= OUTPUT= OPTS= FORCE=1 NPROC=N]
 	@$(KITPY) export $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" \
-		--output "$(OUTPUT)" --opts "$(OPTS)" --force "$(FORCE)" --python "$(PYTHON)"
+		--output "$(OUTPUT)" --opts "$(OPTS)" --force "$(FORCE)" --python "$(PYTHON)" --nproc "$(NPROC)"
 
 check: ## dry run: does the series for this clone's release apply cleanly? (for CI pinning a tag)
 	@$(KITPY) check $(TREE_ARG)
@@ -50,8 +56,21 @@ status: ## release, series, and whether the patches are applied or a run is open
 refresh: ## regenerate the export patches from tools/export_center.py
 	@$(KITPY) refresh
 
+inspect: ## print a centers pkl's report, chart its samples per class: CENTERS= [DICT= FORCE=1]
+	@$(call KITTOOL,inspect_centers.py) "$(CENTERS)" --dict "$(DICT)" --force "$(FORCE)"
+
+validate: ## check a pkl against a CenterLoss config, load it with its CenterLoss: CENTERS= CONFIG= [PADDLEOCR=]
+	@$(call KITTOOL,validate_centers.py) --centers "$(CENTERS)" --config "$(CONFIG)" --tree "$(PADDLEOCR)"
+
 demo: $(VENV)/.installed ## built-in default: train a tiny distillation model, export its centers
 	@"$(VENV)/bin/python" "$(KIT)/demo/run_demo.py" --paddleocr "$(PADDLEOCR)" --invoked-from "$(CURDIR)"
 
 test: $(VENV)/.installed ## the test suite (clone tiers need PADDLEOCR_REPO)
 	cd "$(KIT)" && "$(VENV)/bin/python" -m pytest $(PYTEST_ARGS)
+
+smoke: ## seconds-long real export on this clone (tiny config, stand-in checkpoint): for CI pinning a tag
+	@"$(PYTHON)" "$(KIT)/tools/smoke_export.py" --tree "$(PADDLEOCR)" --invoked-from "$(CURDIR)"
+
+bench: ## speed and memory ratios, one run (README quotes them): [PADDLEOCR= BENCH_IMAGES=32 BENCH_CONFIG=]
+	@"$(PYTHON)" "$(KIT)/tools/bench.py" --tree "$(PADDLEOCR)" --invoked-from "$(CURDIR)" \
+		--images "$(BENCH_IMAGES)" --config "$(BENCH_CONFIG)"

@@ -1,15 +1,19 @@
 """`python -m centerkit <command>`: what the Makefile targets run."""
 
 import argparse
+import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 
-from . import KitError
-from . import patchfile, preflight, releases
-from .patch_queue import PatchQueue, TreeLock, read_manifest
+from . import KitError, flag
+from . import chart, patchfile, preflight, releases
+from .fork import export_center as ec
+from .faults import fault_point
+from .patch_queue import PatchQueue, TreeLock, read_manifest, signals_deferred
 
 
 def find_tree(given, invoked_from):
@@ -95,6 +99,64 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt("signal %d" % signum)
 
 
+def launcher(nproc):
+    """Arguments that run the export on nproc processes (GPUs when present, else CPU with
+    gloo); paddle's launcher logs go outside the tree so it stays clean."""
+    if not (nproc or "1").isdigit() or int(nproc or 1) < 1:
+        raise KitError("NPROC=%s is not a number of processes; pass e.g. NPROC=2" % nproc)
+    n = int(nproc or 1)
+    if n == 1:
+        return []
+    log_dir = tempfile.mkdtemp(prefix="ppocr-center-kit-launch-")
+    print("running %d processes; per-rank logs in %s" % (n, log_dir), flush=True)
+    return ["-m", "paddle.distributed.launch", "--nproc_per_node", str(n), "--log_dir", log_dir]
+
+
+try:
+    import ctypes
+
+    _libc = ctypes.CDLL(None, use_errno=True)
+except (ImportError, OSError):
+    _libc = None
+
+
+def _die_with_parent(parent):
+    """In the export child before exec: SIGTERM when the kit dies, even of SIGKILL (Linux
+    PR_SET_PDEATHSIG), so it does not go on exporting while the tree is reverted under it."""
+    try:
+        _libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        return
+    if os.getppid() != parent:  # the kit died before prctl took effect
+        os._exit(1)
+
+
+def run_child(cmd, **kwargs):
+    """Exit code of the export child, stopped before the revert when the kit is interrupted:
+    Ctrl-C reaches the child too, so it gets a moment to stop by itself; SIGTERM/SIGHUP (from
+    _raise_interrupt) may have reached the kit only, so the child gets SIGINT (it removes its
+    temp file) at once. SIGKILL if it is still there after that."""
+    kit = os.getpid()
+    child = subprocess.Popen(cmd, preexec_fn=lambda: _die_with_parent(kit), **kwargs)
+    try:
+        fault_point("export.child-started")
+        rc = child.wait()
+    except KeyboardInterrupt as e:
+        first = None if not e.args else signal.SIGINT  # Ctrl-C's KeyboardInterrupt has no args
+        with signals_deferred():
+            for sig, grace in ((first, 2), (signal.SIGINT, 3), (signal.SIGKILL, None)):
+                if sig is not None and child.poll() is None:
+                    child.send_signal(sig)
+                try:
+                    child.wait(grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+        raise
+    fault_point("export.child-exited")
+    return rc
+
+
 def cmd_export(a):
     tree = find_tree(a.tree, a.invoked_from)
     config = preflight.resolve_config(tree, a.config, a.invoked_from)
@@ -107,23 +169,43 @@ def cmd_export(a):
         opts.append("Export.model=%s" % a.model)
     output = os.path.abspath(os.path.join(a.invoked_from, a.output or "train_center.pkl"))
     opts += ["Export.output=%s" % output, "Export.force=%s" % ("true" if a.force else "false")]
-    if os.path.exists(output) and not a.force:
-        raise KitError("%s exists; remove it or pass FORCE=1" % output)
-    preflight.check(tree, config, opts)
+    samples_png = chart.png_path(output)
+    for path in (output, samples_png):
+        if os.path.exists(path) and not a.force:
+            raise KitError("%s exists; remove it or pass FORCE=1" % path)
+    report = os.path.join(tree, ec.output_paths(preflight.check(tree, config, opts))[1])
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
     with TreeLock(tree):
         q, version = queue_for(tree)
-        q.apply(version)
+        q.require_no_open_run()  # an earlier run's patches are for `make revert`, not us
         try:
+            q.apply(version, outputs=[output, report, samples_png])
             env = dict(os.environ, PADDLEOCR_RELEASE=str(version))
-            cmd = [a.python or sys.executable, "tools/export_center.py", "-c", config, "-o", *opts]
+            cmd = [a.python or sys.executable, *launcher(a.nproc), "tools/export_center.py", "-c", config, "-o", *opts]
             print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-            rc = subprocess.call(cmd, cwd=tree, env=env)
+            rc = run_child(cmd, cwd=tree, env=env)
         finally:
-            q.revert()
-            print("reverted series %s: %s byte-identical to before" % (q.series, ", ".join(q.targets())), flush=True)
+            # Also after Ctrl-C/SIGTERM anywhere in apply or run; a second one waits for this.
+            with signals_deferred():
+                if q.manifest() is not None:
+                    q.revert()
+                    print("reverted series %s: %s byte-identical to before" % (q.series, ", ".join(q.targets())), flush=True)
+    if rc == 0:
+        write_samples_chart(report, samples_png, a.force)
     return rc
+
+
+def write_samples_chart(report_path, png, force):
+    """The chart of the report the fork script wrote; kit-side, so the fork stays as is."""
+    try:
+        with open(report_path, encoding="utf-8") as f:
+            counts = json.load(f).get("samples_per_class")
+    except (OSError, ValueError) as e:
+        raise KitError("the export wrote no readable report %s (%s), so no samples chart was drawn" % (report_path, e))
+    if counts:
+        chart.write(png, counts, force)
+        print("wrote %s" % png, flush=True)
 
 
 def cmd_refresh(a):
@@ -151,14 +233,14 @@ def main(argv=None):
         s = sub.add_parser(name)
         s.add_argument("--tree", default="")
         if name == "export":
-            for opt in ("config", "checkpoint", "model", "output", "opts", "python"):
+            for opt in ("config", "checkpoint", "model", "output", "opts", "python", "nproc"):
                 s.add_argument("--" + opt, default="")
             s.add_argument("--force", default="")
     r = sub.add_parser("refresh")
     r.add_argument("--check", action="store_true", help="exit 1 if a patch is stale, change nothing")
     a = p.parse_args(argv)
     if hasattr(a, "force"):
-        a.force = a.force not in ("", "0", "false", "no")
+        a.force = flag(a.force)
     try:
         return globals()["cmd_" + a.command](a)
     except KitError as e:

@@ -1,0 +1,52 @@
+"""A stand-in checkpoint for smoke tests and the benchmark, where no trained checkpoint of a
+large upstream model can be downloaded: the config's full model (every sub-model) with fresh
+weights, except that each CTC head's last FC layer reads one character at every time step.
+Images labelled with that character are then recognised exactly and the others are not, so
+an export runs its whole path on the real architecture.
+
+usage, in a PaddleOCR tree with its Python (PYTHONPATH=<kit>/scripts):
+  python -m centerkit.standin CONFIG CKPT_PREFIX CHAR [Key=value ...]
+prints JSON: {"widths": {sub-model name, "" for a single model: width of the features the
+CTC head's last FC layer sees}, "class_index": CHAR's class index}
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+from .fork import export_center as ec
+
+
+def make_standin(config_path, ckpt, char, opts):
+    sys.path.insert(0, os.getcwd())
+    import paddle
+    from ppocr.modeling.architectures import build_model
+    from ppocr.postprocess import build_post_process
+
+    paddle.seed(0)
+    config = ec.load_config(config_path, ec.parse_opts(opts))
+    ec.check_rec_ctc_config(config)
+    post = build_post_process(dict(config["PostProcess"]), config["Global"])
+    ec.set_head_channels(config, len(post.character))
+    for sub in (config["Architecture"].get("Models") or {}).values():
+        sub.pop("pretrained", None)  # fresh weights, nothing to download
+    index = build_post_process({"name": "CTCLabelDecode"}, dict(config["Global"])).dict[char]
+    model = build_model(config["Architecture"])
+    nets = zip(model.model_name_list, model.model_list) if ec.sub_model_names(config) else [("", model)]
+    widths = {}
+    for name, net in nets:
+        head = next(l for l in net.sublayers(include_self=True) if type(l).__name__ == "CTCHead")
+        fc = head.fc2 if head.mid_channels is not None else head.fc
+        bias = np.zeros(fc.bias.shape, np.float32)
+        bias[index] = 10.0
+        fc.weight.set_value(np.zeros(fc.weight.shape, np.float32))
+        fc.bias.set_value(bias)
+        widths[name] = int(fc.weight.shape[0])  # paddle Linear weight is [in, out]
+    paddle.save(model.state_dict(), ckpt + ".pdparams")
+    return {"widths": widths, "class_index": int(index)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(make_standin(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:])))

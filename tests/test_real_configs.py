@@ -1,0 +1,78 @@
+"""Clone tier: `make export` on the real upstream configs people train today, unmodified.
+
+For each release in REAL_CONFIG_RELEASES and each model family, the first of the family's
+config paths that the release has is exported with the kit. No trained checkpoint of these
+(large) models can be downloaded here, so centerkit.standin makes a full (Teacher and
+Student) checkpoint with fresh weights, each CTC head's last FC layer set so that every time
+step reads "1". Images
+labelled "1" are then recognised and the others are not, which exercises everything the
+export does (config derivation, head channels, the Eval pipeline over the Train data, the
+sub-model forward, the features) on the real architecture; the center width must be the
+input width of that last FC layer (`mid_channels` when set).
+"""
+
+import json
+import os
+import pickle
+import subprocess
+
+import numpy as np
+import pytest
+import yaml
+
+from kit_run import KIT, git_status, make
+import tiny_data
+
+REAL_CONFIG_RELEASES = ["v2.8.0", "v2.9.0", "v3.7.0"]
+FAMILIES = {  # the configs were renamed in v3.0: newest name first
+    "svtrv2-distillation": ["configs/rec/SVTRv2/ch_SVTRv2_rec_distillation.yml",
+                            "configs/rec/SVTRv2/rec_svtrv2_ch_distillation.yml"],
+    "ppocrv4-distillation": ["configs/rec/PP-OCRv4/PP-OCRv4_mobile_rec_distillation.yml",
+                             "configs/rec/PP-OCRv4/ch_PP-OCRv4_rec_distillation.yml"],
+    "ppocrv4-multihead": ["configs/rec/PP-OCRv4/PP-OCRv4_mobile_rec.yml",
+                          "configs/rec/PP-OCRv4/ch_PP-OCRv4_rec.yml"],
+    "ppocrv5-multihead": ["configs/rec/PP-OCRv5/PP-OCRv5_mobile_rec.yml"],
+    "ppocrv6": ["configs/rec/PP-OCRv6/PP-OCRv6_tiny_rec.yml"],
+    "plain-ctc-crnn": ["configs/rec/rec_mv3_none_bilstm_ctc.yml"],
+}
+EXTRA_OPTS = {"plain-ctc-crnn": ["Train.dataset.name=SimpleDataSet"]}  # its Train set is LMDB, ours a label file
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("release", REAL_CONFIG_RELEASES)
+def test_real_config_exports(tree_of, release, family, tmp_path):
+    tree = tree_of(release)
+    found = [c for c in FAMILIES[family] if os.path.isfile(os.path.join(tree, c))]
+    if not found:
+        pytest.skip("%s has no %s config (%s)" % (release, family, " / ".join(FAMILIES[family])))
+    config = found[0]
+    try:  # as upstream's own tools/program.py reads it
+        with open(os.path.join(tree, config), encoding="utf-8") as f:
+            yaml.load(f, Loader=yaml.Loader)
+    except yaml.YAMLError as e:
+        pytest.skip("%s %s is not valid YAML upstream (%s): its own train.py cannot read it either"
+                    % (release, config, str(e).splitlines()[0]))
+    python = tiny_data.release_python(tree, release)
+    data = tmp_path / "data"
+    # even images are read correctly by the stand-in, odd ones are not
+    opts = tiny_data.dataset(data, images=5, labels="12121", shape=(48, 160))[1:]  # the config's own dict
+    opts += ["Eval.loader.num_workers=0"] + EXTRA_OPTS.get(family, [])
+    ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "train_center.pkl")
+    made = subprocess.run([python, "-m", "centerkit.standin", config, ckpt, "1"] + opts, cwd=tree,
+                          env=dict(os.environ, PYTHONPATH=os.path.join(KIT, "scripts")), capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr[-3000:]
+    standin = json.loads(made.stdout.splitlines()[-1])
+    width, one = standin["widths"].get("Student", standin["widths"].get("")), standin["class_index"]
+
+    r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": release}, PYTHON=python, CONFIG=config,
+             CHECKPOINT=ckpt, OUTPUT=out, OPTS=" ".join("-o " + o for o in opts))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert git_status(tree) == ""
+    with open(out, "rb") as f:
+        centers = pickle.load(f)
+    assert list(centers) == [one]  # every step of the recognised images reads "1"
+    assert centers[one].dtype == np.float32 and centers[one].shape == (width,)
+    assert np.isfinite(centers[one]).all()
+    with open(os.path.splitext(out)[0] + ".report.json") as f:
+        report = json.load(f)
+    assert (report["images_seen"], report["images_used"], report["feature_width"]) == (5, 3, width)

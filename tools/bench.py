@@ -1,0 +1,244 @@
+"""`make bench`: the kit's speed and memory, measured in one run on one machine.
+
+Run with the Python of a PaddleOCR tree (paddle + the tree's requirements):
+
+1. accumulation: upstream's own update_center (read from the tree's tools/program.py, fed
+   as tools/program.py get_center feeds it) vs the kit's CenterAccumulator, on one batch of
+   B=128, T=40, 6625 classes, width 256;
+2. end to end on the SVTRv2 distillation config, same data and (stand-in) checkpoint, time
+   of the loop over the data only (model building excluded for all three):
+   - ours: `make export`, the loop time its report records;
+   - the manual recipe: the whole Teacher+Student model forwarded in eval mode, Student's
+     outputs taken from the dict, upstream's update_center;
+   - the floor: a bare loop that forwards the Student only and does nothing else;
+3. peak memory (max RSS of `make export`) at 1k and 10k images with the tiny plain config;
+4. `make export NPROC=2` vs one process on the 10k images (CPU, gloo).
+
+The last line is machine-readable:
+bench: accumulate_speedup=.. e2e_vs_recipe=.. e2e_vs_floor=.. mem_10k_over_1k=.. nproc2_speedup=..
+"""
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(KIT, "scripts"))
+
+from centerkit import KitError, releases, stock  # noqa: E402
+from centerkit.cli import find_tree  # noqa: E402
+from centerkit.chart import png_bytes  # noqa: E402
+from centerkit.fork import export_center as ec  # noqa: E402
+from centerkit.patch_queue import PatchQueue, TreeLock  # noqa: E402
+from centerkit.standin import make_standin  # noqa: E402
+
+SVTRV2_DISTILL = ["configs/rec/SVTRv2/ch_SVTRv2_rec_distillation.yml", "configs/rec/SVTRv2/rec_svtrv2_ch_distillation.yml"]
+TINY_PLAIN = os.path.join(KIT, "configs", "tiny_plain_ctc.yml")
+
+
+def best_of(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_accumulate(tree):
+    import paddle
+
+    update_center = stock.stock_update_center(os.path.join(tree, "tools", "program.py"))
+    B, T, C, D = 128, 40, 6625, 256
+    rng = np.random.default_rng(0)
+    feats = paddle.to_tensor(rng.normal(size=(B, T, D)).astype(np.float32))
+    probs = paddle.to_tensor(rng.random((B, T, C)).astype(np.float32))
+    labels = [("x", 1.0)] * B  # every sample recognised: the most work for both
+    stock_s = best_of(lambda: update_center({}, (labels, labels), (feats, probs)), 3)
+    acc = ec.CenterAccumulator(C, D)
+    # Both pipelines decode from an argmax first (CTCLabelDecode); the export reuses it for the
+    # accumulation, update_center computes its own again: that second argmax is its cost.
+    class_idx = probs.numpy().argmax(axis=-1)
+    ours_s = best_of(lambda: acc.update(feats, class_idx, np.ones(B, bool)), 5)
+    print("accumulate  stock update_center %.1f ms, ours %.2f ms per batch (B=%d T=%d C=%d D=%d)"
+          % (stock_s * 1e3, ours_s * 1e3, B, T, C, D))
+    return stock_s / ours_s
+
+
+def write_images(data, count, label, shape):
+    os.makedirs(os.path.join(data, "img"), exist_ok=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(count):
+        with open(os.path.join(data, "img", "%d.png" % i), "wb") as f:
+            f.write(png_bytes(rng.integers(0, 255, shape, dtype=np.uint8)))
+        lines.append("img/%d.png\t%s\n" % (i, label))
+    labels = os.path.join(data, "train.txt")
+    with open(labels, "w") as f:
+        f.writelines(lines)
+    return ["Train.dataset.data_dir=%s" % data, "Train.dataset.label_file_list=[%s]" % labels,
+            "Eval.loader.num_workers=0"]
+
+
+def make_export(tree, config, ckpt, out, opts, **extra):
+    """(wall seconds, report, max RSS MiB) of a real `make export`, in a fresh child whose
+    RUSAGE_CHILDREN covers only this export."""
+    cmd = ["make", "--no-print-directory", "-f", os.path.join(KIT, "Makefile"), "export",
+           "PYTHON=%s" % sys.executable, "CONFIG=%s" % config, "CHECKPOINT=%s" % ckpt, "OUTPUT=%s" % out,
+           "FORCE=1", "OPTS=%s" % " ".join("-o " + o for o in opts)] + ["%s=%s" % kv for kv in extra.items()]
+    probe = ("import resource, subprocess, sys, time; t = time.time(); "
+             "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode; "
+             "print(time.time() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)")
+    r = subprocess.run([sys.executable, "-c", probe] + cmd, cwd=tree, capture_output=True, text=True)
+    wall, rss_kib, rc = r.stdout.split()
+    if int(rc):
+        raise SystemExit("bench: make export failed: %s" % r.stderr.strip().splitlines()[-1:])
+    with open(os.path.splitext(out)[0] + ".report.json") as f:
+        report = json.load(f)
+    return float(wall), report, int(rss_kib) / 1024.0
+
+
+def derived(config_path, opts, ckpt, model="Student", keep_all=False):
+    """The export's config (ours), or with keep_all the recipe's: every sub-model kept."""
+    from ppocr.postprocess import build_post_process
+
+    config = ec.load_config(config_path, ec.parse_opts(opts + ["Global.checkpoints=%s" % ckpt, "Export.model=%s" % model]))
+    char_num = len(build_post_process(dict(config["PostProcess"]), config["Global"]).character)
+    full = copy.deepcopy(config)
+    ec.derive_export_config(config, char_num)
+    if keep_all:  # the recipe: return_feats on every CTC head, the whole model
+        ec.set_head_channels(full, char_num)
+        for sub in full["Architecture"]["Models"].values():
+            sub.pop("pretrained", None)
+            ec.ctc_head_config(sub)["return_feats"] = True
+        full["Eval"] = config["Eval"]
+        return full
+    return config
+
+
+def loop_seconds(config, body):
+    import paddle
+    from ppocr.data import build_dataloader
+    from ppocr.modeling.architectures import build_model
+    from ppocr.utils.logging import get_logger
+    from ppocr.utils.save_load import load_model
+
+    model = build_model(config["Architecture"])
+    load_model(config, model)
+    for head in (l for l in model.sublayers() if type(l).__name__ == "CTCHead"):
+        setattr(head, ec.EVAL_FEATS_SWITCH, True)  # the recipe's hand edit of rec_ctc_head.py
+    model.eval()
+    loader = build_dataloader(config, "Eval", paddle.set_device("cpu"), get_logger())
+    start = time.perf_counter()
+    for batch in loader:
+        body(model, batch)
+    return time.perf_counter() - start
+
+
+def loop_in_patched_tree(kind, config, ckpt, opts):
+    """Seconds of the recipe's or the floor's loop; run in a fresh interpreter after the
+    series is applied, so ppocr is imported patched (the recipe's hand edits)."""
+    import paddle
+    from ppocr.postprocess import build_post_process
+
+    if kind == "floor":
+        with paddle.no_grad():
+            return loop_seconds(derived(config, opts, ckpt), lambda model, batch: model(batch[0]))
+    cfg = derived(config, opts, ckpt, keep_all=True)
+    update_center = stock.stock_update_center(os.path.join(os.getcwd(), "tools", "program.py"))
+    decode = build_post_process({"name": "CTCLabelDecode"}, dict(cfg["Global"]))
+    centers = {}
+
+    def recipe_step(model, batch):
+        nonlocal centers
+        feats, probs = ec.head_outputs(model(batch[0])["Student"])  # the dict-unpacking fix
+        centers = update_center(centers, decode(probs, batch[1].numpy()), (feats, probs))
+
+    return loop_seconds(cfg, recipe_step)
+
+
+def bench_e2e(tree, config, images, work):
+    opts = write_images(os.path.join(work, "svtr"), images, "1", (48, 320))
+    ckpt = os.path.join(work, "svtr_ckpt")
+    make_standin(config, ckpt, "1", opts)
+    _, report, _ = make_export(tree, config, ckpt, os.path.join(work, "svtr.pkl"), opts)
+    ours = report["seconds"]
+    loops = {}
+    q = PatchQueue(tree, releases.series_for(releases.detect_version(tree)[0]))
+    with TreeLock(tree):
+        q.apply()
+        try:
+            for kind in ("recipe", "floor"):
+                cmd = [sys.executable, os.path.abspath(__file__), "--loop", kind, "--config", config,
+                       "--ckpt", ckpt, "--opts", json.dumps(opts)]
+                r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
+                if r.returncode:
+                    raise SystemExit("bench: the %s loop failed: %s" % (kind, r.stderr.strip()[-2000:]))
+                loops[kind] = float(r.stdout.split()[-1])
+        finally:
+            q.revert()
+    print("end to end  %d images of %s: ours %.1f s (%.2f img/s), manual recipe %.1f s, bare Student "
+          "forward %.1f s" % (images, os.path.basename(config), ours, images / ours, loops["recipe"], loops["floor"]))
+    return loops["recipe"] / ours, ours / loops["floor"]
+
+
+def bench_memory_and_nproc(tree, work):
+    data = os.path.join(work, "tiny")
+    dict_path = os.path.join(work, "dict.txt")
+    with open(dict_path, "w") as f:
+        f.write("".join(c + "\n" for c in "0123456789"))
+    results = {}
+    for count in (1000, 10000):
+        opts = write_images("%s%d" % (data, count), count, "1", (32, 64))
+        opts += ["Global.character_dict_path=%s" % dict_path]
+        ckpt = os.path.join(work, "tiny_ckpt")
+        if not os.path.exists(ckpt + ".pdparams"):
+            make_standin(TINY_PLAIN, ckpt, "1", opts)
+        results[count] = make_export(tree, TINY_PLAIN, ckpt, os.path.join(work, "tiny%d.pkl" % count), opts)
+    wall2, _, _ = make_export(tree, TINY_PLAIN, ckpt, os.path.join(work, "tiny2.pkl"), opts, NPROC=2)
+    (_, _, rss1k), (wall1, _, rss10k) = results[1000], results[10000]
+    print("memory      peak RSS of make export: %.0f MiB at 1k images, %.0f MiB at 10k" % (rss1k, rss10k))
+    print("processes   10k tiny images: %.1f s on 1 process, %.1f s on 2 (NPROC=2, gloo)" % (wall1, wall2))
+    return rss10k / rss1k, wall1 / wall2
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--images", type=int, default=32, help="images for the SVTRv2 end-to-end run")
+    p.add_argument("--config", default="", help="distillation config (default: the tree's SVTRv2 one)")
+    p.add_argument("--tree", default="")
+    p.add_argument("--invoked-from", default=os.getcwd())
+    p.add_argument("--loop", choices=["recipe", "floor"], help=argparse.SUPPRESS)
+    p.add_argument("--ckpt", help=argparse.SUPPRESS)
+    p.add_argument("--opts", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.loop:
+        sys.path.insert(0, os.getcwd())
+        print(loop_in_patched_tree(a.loop, a.config, a.ckpt, json.loads(a.opts)))
+        return
+    try:
+        tree = find_tree(a.tree, a.invoked_from)
+    except KitError as e:
+        raise SystemExit("ppocr-center-kit: error: %s" % e)
+    os.chdir(tree)
+    sys.path.insert(0, tree)
+    config = a.config or next((c for c in SVTRV2_DISTILL if os.path.isfile(os.path.join(tree, c))), None)
+    if config is None:
+        raise SystemExit("bench: this tree has no SVTRv2 distillation config; pass BENCH_CONFIG=<config>")
+    with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-bench-") as work:
+        speedup = bench_accumulate(tree)
+        vs_recipe, vs_floor = bench_e2e(tree, config, a.images, work)
+        mem, nproc = bench_memory_and_nproc(tree, work)
+    print("bench: accumulate_speedup=%.1f e2e_vs_recipe=%.2f e2e_vs_floor=%.2f mem_10k_over_1k=%.2f "
+          "nproc2_speedup=%.2f" % (speedup, vs_recipe, vs_floor, mem, nproc))
+
+
+if __name__ == "__main__":
+    main()

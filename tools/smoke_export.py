@@ -1,0 +1,75 @@
+"""`make smoke`: proves the kit on this clone in seconds, for CI jobs pinning a tag.
+
+The kit's tiny Teacher/Student MultiHead config (configs/tiny_distill_ctc_nrtr.yml), a
+stand-in checkpoint (centerkit.standin: fresh weights, the CTC heads read "1" everywhere),
+eleven generated images of which the odd ones are labelled "2" (not recognised), and a real
+`make export` into a temporary folder. Passes when the pkl is in CenterLoss's format, holds
+exactly class "1" with the Student's feature width, and the clone is byte-for-byte as before
+(the export itself proves that)."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(KIT, "scripts"))
+
+from centerkit import KitError, centers, run_tool  # noqa: E402
+from centerkit.chart import png_bytes  # noqa: E402
+from centerkit.cli import find_tree  # noqa: E402
+from centerkit.standin import make_standin  # noqa: E402
+
+CONFIG = os.path.join(KIT, "configs", "tiny_distill_ctc_nrtr.yml")
+
+
+def smoke(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tree", default="")
+    p.add_argument("--invoked-from", default=os.getcwd())
+    a = p.parse_args(argv)
+    tree = find_tree(a.tree, a.invoked_from)
+    with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-smoke-") as work:
+        os.makedirs(os.path.join(work, "img"))
+        rng = np.random.default_rng(0)
+        lines = []
+        for i in range(11):
+            with open(os.path.join(work, "img", "%d.png" % i), "wb") as f:
+                f.write(png_bytes(rng.integers(0, 255, (32, 64), dtype=np.uint8)))
+            lines.append("img/%d.png\t%s\n" % (i, "2" if i % 2 else "1"))
+        with open(os.path.join(work, "train.txt"), "w") as f:
+            f.writelines(lines)
+        with open(os.path.join(work, "dict.txt"), "w") as f:
+            f.write("".join(c + "\n" for c in "0123456789"))
+        opts = ["Global.character_dict_path=%s/dict.txt" % work, "Train.dataset.data_dir=%s" % work,
+                "Train.dataset.label_file_list=[%s/train.txt]" % work]
+        cwd = os.getcwd()
+        os.chdir(tree)  # the stand-in is built by this tree's own ppocr
+        try:
+            made = make_standin(CONFIG, os.path.join(work, "ckpt"), "1", opts)
+        finally:
+            os.chdir(cwd)
+        out = os.path.join(work, "train_center.pkl")
+        cmd = ["make", "--no-print-directory", "-f", os.path.join(KIT, "Makefile"), "export",
+               "PADDLEOCR=%s" % tree, "PYTHON=%s" % sys.executable, "CONFIG=%s" % CONFIG,
+               "CHECKPOINT=%s/ckpt" % work, "OUTPUT=%s" % out, "OPTS=%s" % " ".join("-o " + o for o in opts)]
+        if subprocess.call(cmd, stdout=subprocess.DEVNULL):
+            raise KitError("make export failed on the smoke test (its error is above); `make status` shows the tree")
+        got, width = centers.load(out)
+        with open(os.path.join(work, "train_center.report.json")) as f:
+            report = json.load(f)
+    want = (made["class_index"],), made["widths"]["Student"], (11, 6)
+    if (tuple(got), width, (report["images_seen"], report["images_used"])) != want:
+        raise KitError("smoke export wrote classes %s of width %s from %s images, expected %s; please report it"
+                       % (sorted(got), width, (report["images_seen"], report["images_used"]), want))
+    print("ok: smoke export on %s (release %s): %d center of width %d, clone unchanged"
+          % (tree, report.get("release"), len(got), width))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_tool(smoke, sys.argv[1:]))
