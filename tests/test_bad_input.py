@@ -96,6 +96,7 @@ CASES = {
     "empty label file": (lambda d: (d / "train.txt").write_text("\n") and write(d, base_config(d)), {}, ["empty"]),
     "malformed label file": (lambda d: (d / "train.txt").write_text("img/0.png 1\n") and write(d, base_config(d)), {}, ["train.txt:1", "'\\t'"]),
     "missing image": (lambda d: (d / "train.txt").write_text("img/9.png\t1\n") and write(d, base_config(d)), {}, ["img/9.png"]),
+    "bad NPROC": (lambda d: write(d, base_config(d)), {"NPROC": "two"}, ["NPROC=two", "NPROC=2"]),
     "output exists": (lambda d: (d / "out.pkl").write_bytes(b"mine") and write(d, base_config(d)), {}, ["out.pkl exists", "FORCE=1"]),
 }
 

@@ -20,7 +20,7 @@ import pytest
 import tiny_data
 import upstream
 from conftest import TABLE
-from kit_run import git_status, make, snapshot
+from kit_run import error_lines, git_status, make, recipe_exit, snapshot
 from centerkit import patchfile, releases
 
 E2E_RELEASES = [r for r in TABLE if releases.parse_version(r.name) >= (2, 8, 0)]
@@ -90,3 +90,26 @@ def test_make_export_end_to_end(tree_of, release, config, width, tmp_path):
     with open(os.path.splitext(out)[0] + ".report.json") as f:
         report = json.load(f)
     assert report["images_seen"] == 11 and report["images_used"] == 6
+
+
+@pytest.mark.parametrize("problem", ["checkpoint of another config", "no image recognised"])
+def test_export_refuses_without_writing_a_pkl(tree_of, problem, tmp_path):
+    """Upstream would load the wrong checkpoint with warnings, or average nothing, and write
+    an empty pkl; the kit stops with one line, exit 2, and writes nothing."""
+    tree = tree_of("v3.7.0")
+    python = tiny_data.release_python(tree, "v3.7.0")
+    data = tmp_path / "data"
+    opts = tiny_data.dataset(data, images=5)
+    labels, ckpt, out = str(data / "train.txt"), str(tmp_path / "ckpt"), tmp_path / "centers.pkl"
+    cfg = tiny_data.config_path("tiny_plain_ctc.yml")
+    made_for = tiny_data.config_path("tiny_multihead_ctc_sar.yml" if problem.startswith("checkpoint") else "tiny_plain_ctc.yml")
+    tiny_data.reference(python, tree, "init", made_for, ckpt, labels, "-", opts)
+    if problem == "no image recognised":
+        (data / "train.txt").write_text("".join("img/%d.png\tjjjjjjjjjjjjjjjjjjjj\n" % i for i in range(5)))
+    r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": "v3.7.0"}, PYTHON=python, CONFIG=cfg,
+             CHECKPOINT=ckpt, OUTPUT=str(out), OPTS=" ".join("-o " + o for o in opts))
+    assert recipe_exit(r) == 2, r.stderr[-2000:]
+    lines = error_lines(r)
+    assert len(lines) == 1 and ("does not fit this config" if problem.startswith("checkpoint") else "no training image was recognised") in lines[0]
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.pdparams", "data"]  # no pkl, report, chart or temp
+    assert git_status(tree) == ""

@@ -174,6 +174,7 @@ def cmd_export(a):
         if os.path.exists(path) and not a.force:
             raise KitError("%s exists; remove it or pass FORCE=1" % path)
     report = os.path.join(tree, ec.output_paths(preflight.check(tree, config, opts))[1])
+    launch = launcher(a.nproc)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
     with TreeLock(tree):
@@ -182,7 +183,7 @@ def cmd_export(a):
         try:
             q.apply(version, outputs=[output, report, samples_png])
             env = dict(os.environ, PADDLEOCR_RELEASE=str(version))
-            cmd = [a.python or sys.executable, *launcher(a.nproc), "tools/export_center.py", "-c", config, "-o", *opts]
+            cmd = [a.python or sys.executable, *launch, "tools/export_center.py", "-c", config, "-o", *opts]
             print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
             rc = run_child(cmd, cwd=tree, env=env)
         finally:
