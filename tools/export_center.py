@@ -12,6 +12,8 @@ stock script), a MultiHead model (CTC+NRTR, CTC+SAR) and a Distillation model
 
 The centers are the mean CTC-head input feature of every time step, grouped by the
 argmax class, over the training images the model recognises exactly (as upstream).
+Under paddle.distributed.launch or spawn each rank reads every N-th image and rank 0
+writes the result of one all_reduce.
 Everything that does not need Paddle (option parsing, config derivation, center math)
 is importable without it, so the kit's checks and tests share this one copy.
 """
