@@ -274,8 +274,15 @@ class CenterAccumulator:
             return
         trash = len(self.counts)
         idx = np.where(keep[:, None], np.asarray(class_idx), trash).reshape(-1)
-        rows = feats if isinstance(feats, paddle.Tensor) else paddle.to_tensor(np.asarray(feats))
-        rows = paddle.cast(rows.reshape([len(idx), -1]), "float64")  # Tensor.astype is 20x slower on CPU
+        if isinstance(feats, paddle.Tensor) and not feats.place.is_cpu_place():
+            rows = paddle.cast(feats.reshape([len(idx), -1]), "float64")  # stays on the device
+        else:  # on CPU numpy's cast is ~5x faster than paddle's; dlpack shares its memory
+            from paddle.utils.dlpack import from_dlpack
+
+            if isinstance(feats, paddle.Tensor):  # zero-copy where paddle has __dlpack__ (3.x)
+                feats = np.from_dlpack(feats) if hasattr(feats, "__dlpack__") else feats.numpy()
+            array = np.asarray(feats)
+            rows = from_dlpack(array.reshape(len(idx), -1).astype(np.float64).__dlpack__())
         self.sums.index_add_(paddle.to_tensor(idx, place=self.sums.place), 0, rows)
         self.counts += np.bincount(idx, minlength=trash + 1)[:trash]
 
