@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 
@@ -23,7 +24,7 @@ sys.path.insert(0, os.path.join(KIT, "scripts"))
 sys.path.insert(0, HERE)
 
 from centerkit import KitError, releases  # noqa: E402
-from centerkit.cli import find_tree  # noqa: E402
+from centerkit.cli import find_tree, make_export_command  # noqa: E402
 
 UPSTREAM_URL = "https://github.com/PaddlePaddle/PaddleOCR.git"
 CONFIG = os.path.join(KIT, "configs", "tiny_distill_ctc_nrtr.yml")
@@ -46,13 +47,17 @@ def get_tree(given, invoked_from):
         import git
 
         print("cloning PaddleOCR %s into %s ..." % (tag, path), flush=True)
+        partial = path + ".partial"  # renamed into place when complete: a killed clone is redone
+        shutil.rmtree(partial, ignore_errors=True)
         try:
-            git.Repo.clone_from(UPSTREAM_URL, path, depth=1, branch=tag)
+            git.Repo.clone_from(UPSTREAM_URL, partial, depth=1, branch=tag)
         except git.GitCommandError:
             raise KitError(
                 "no PaddleOCR clone here and %s cannot be cloned (offline?); set "
                 "PADDLEOCR=<path to a PaddleOCR clone>" % UPSTREAM_URL
             )
+        shutil.rmtree(path, ignore_errors=True)
+        os.rename(partial, path)
     return path
 
 
@@ -100,9 +105,7 @@ def main():
                 "Train.dataset.label_file_list=[%s]" % paths["train_list"]]
         ckpt = train(tree, data, os.path.join(OUT, "model"), opts)
         output = os.path.join(OUT, "train_center.pkl")
-        cmd = ["make", "--no-print-directory", "-f", os.path.join(KIT, "Makefile"), "export",
-               "PADDLEOCR=%s" % tree, "PYTHON=%s" % sys.executable, "CONFIG=%s" % CONFIG,
-               "CHECKPOINT=%s" % ckpt, "OUTPUT=%s" % output, "FORCE=1", "OPTS=%s" % " ".join("-o " + o for o in opts)]
+        cmd = make_export_command(tree, sys.executable, CONFIG, ckpt, output, opts, FORCE=1)
         rc = subprocess.run(cmd, cwd=tree).returncode
         if rc:
             return rc

@@ -18,7 +18,7 @@ from conftest import SDIST_RELEASES
 from kit_run import error_lines, make, recipe_exit, snapshot
 from centerkit import KitError, patchfile
 from centerkit.fork import export_center as ec
-from centerkit.patch_queue import PatchQueue, read_manifest
+from centerkit.patch_queue import PatchQueue, TreeLock, read_manifest
 
 
 def base_config(data):
@@ -307,3 +307,15 @@ def test_local_edits_that_conflict_are_refused_and_kept(env):
     assert "do not apply" in str(e.value) and "git stash" in str(e.value)
     assert snapshot(tree) == before
     assert read_manifest(tree) is None
+
+
+def test_status_and_check_during_a_live_run(env):
+    """While another run holds the tree, status says so (not "open run: revert it") and
+    check refuses with one line; nothing is touched."""
+    tree, data = env
+    before = [snapshot(tree)]
+    with TreeLock(tree):
+        status = make("status", cwd=tree)
+        check = make("check", cwd=tree)
+    assert status.returncode != 0 and "RUN IN PROGRESS" in status.stdout, status.stdout
+    assert_refused(check, "another ppocr-center-kit run", "wait", before=before, roots=[tree])

@@ -65,7 +65,8 @@ def test_make_export_end_to_end(tree_of, release, config, width, tmp_path):
     data = tmp_path / "data"
     opts = tiny_data.dataset(data, images=11)  # not a multiple of the batch size
     cfg = tiny_data.config_path(config)
-    ckpt, out, ref = str(tmp_path / "ckpt"), str(tmp_path / "centers.pkl"), str(tmp_path / "ref.pkl")
+    (tmp_path / "run #2: out").mkdir()  # YAML would cut a bare path at ' #' and split it at ': '
+    ckpt, out, ref = str(tmp_path / "ckpt"), str(tmp_path / "run #2: out" / "centers.pkl"), str(tmp_path / "ref.pkl")
     if "distill" in config:  # sub-model `pretrained` paths must be ignored with a checkpoint
         opts += ["Architecture.Models.Teacher.pretrained=./no/such/teacher",
                  "Architecture.Models.Student.pretrained=./no/such/student"]
@@ -112,4 +113,31 @@ def test_export_refuses_without_writing_a_pkl(tree_of, problem, tmp_path):
     lines = error_lines(r)
     assert len(lines) == 1 and ("does not fit this config" if problem.startswith("checkpoint") else "no training image was recognised") in lines[0]
     assert sorted(os.listdir(tmp_path)) == ["ckpt.pdparams", "data"]  # no pkl, report, chart or temp
+    assert git_status(tree) == ""
+
+
+def test_revert_keeps_edits_made_while_patched(tree_of):
+    """`make apply`, experiment, `make revert`: the originals come back and the experiment
+    is kept beside the file, not thrown away."""
+    tree = tree_of("v3.7.0")
+    env = {"PADDLEOCR_VERSION": "v3.7.0"}
+    target = os.path.join(tree, "ppocr", "modeling", "heads", "rec_ctc_head.py")
+    with open(target, "rb") as f:
+        original = f.read()
+    assert make("apply", cwd=tree, env=env).returncode == 0
+    with open(target, "ab") as f:
+        f.write(b"# my experiment\n")
+    with open(target, "rb") as f:
+        edited = f.read()
+    r = make("revert", cwd=tree, env=env)
+    kept = target + ".edited-while-patched"
+    try:
+        assert r.returncode == 0 and kept in r.stderr, r.stderr
+        with open(target, "rb") as f:
+            assert f.read() == original
+        with open(kept, "rb") as f:
+            assert f.read() == edited
+    finally:
+        if os.path.exists(kept):
+            os.unlink(kept)
     assert git_status(tree) == ""

@@ -22,6 +22,7 @@ import argparse
 import copy
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,11 +34,10 @@ KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(KIT, "scripts"))
 
 from centerkit import KitError, releases, stock  # noqa: E402
-from centerkit.cli import find_tree  # noqa: E402
-from centerkit.chart import png_bytes  # noqa: E402
+from centerkit.cli import _raise_interrupt, find_tree, make_export_command  # noqa: E402
 from centerkit.fork import export_center as ec  # noqa: E402
 from centerkit.patch_queue import PatchQueue, TreeLock  # noqa: E402
-from centerkit.standin import make_standin  # noqa: E402
+from centerkit.standin import make_standin, noise_images  # noqa: E402
 
 SVTRV2_DISTILL = ["configs/rec/SVTRv2/ch_SVTRv2_rec_distillation.yml", "configs/rec/SVTRv2/rec_svtrv2_ch_distillation.yml"]
 TINY_PLAIN = os.path.join(KIT, "configs", "tiny_plain_ctc.yml")
@@ -73,26 +73,13 @@ def bench_accumulate(tree):
 
 
 def write_images(data, count, label, shape):
-    os.makedirs(os.path.join(data, "img"), exist_ok=True)
-    rng = np.random.default_rng(0)
-    lines = []
-    for i in range(count):
-        with open(os.path.join(data, "img", "%d.png" % i), "wb") as f:
-            f.write(png_bytes(rng.integers(0, 255, shape, dtype=np.uint8)))
-        lines.append("img/%d.png\t%s\n" % (i, label))
-    labels = os.path.join(data, "train.txt")
-    with open(labels, "w") as f:
-        f.writelines(lines)
-    return ["Train.dataset.data_dir=%s" % data, "Train.dataset.label_file_list=[%s]" % labels,
-            "Eval.loader.num_workers=0"]
+    return noise_images(data, [label] * count, shape) + ["Eval.loader.num_workers=0"]
 
 
 def make_export(tree, config, ckpt, out, opts, **extra):
     """(wall seconds, report, max RSS MiB) of a real `make export`, in a fresh child whose
     RUSAGE_CHILDREN covers only this export."""
-    cmd = ["make", "--no-print-directory", "-f", os.path.join(KIT, "Makefile"), "export",
-           "PYTHON=%s" % sys.executable, "CONFIG=%s" % config, "CHECKPOINT=%s" % ckpt, "OUTPUT=%s" % out,
-           "FORCE=1", "OPTS=%s" % " ".join("-o " + o for o in opts)] + ["%s=%s" % kv for kv in extra.items()]
+    cmd = make_export_command(tree, sys.executable, config, ckpt, out, opts, FORCE=1, **extra)
     probe = ("import resource, subprocess, sys, time; t = time.time(); "
              "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode; "
              "print(time.time() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)")
@@ -229,6 +216,8 @@ def main():
         raise SystemExit("ppocr-center-kit: error: %s" % e)
     os.chdir(tree)
     sys.path.insert(0, tree)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # like Ctrl-C: the series is reverted on the way out
+        signal.signal(sig, _raise_interrupt)
     config = a.config or next((c for c in SVTRV2_DISTILL if os.path.isfile(os.path.join(tree, c))), None)
     if config is None:
         raise SystemExit("bench: this tree has no SVTRv2 distillation config; pass BENCH_CONFIG=<config>")

@@ -35,6 +35,8 @@ EXPORT_DEFAULTS = {
     "force": False,  # overwrite an existing output
 }
 DISTILLATION = "Distillation"
+# What says where a dataset's samples come from (the rest of a dataset section is how to read them).
+DATA_SOURCE_KEYS = ("data_dir", "label_file_list", "delimiter", "ratio_list")
 # The switch the kit's rec_ctc_head.py patch adds: CTCHead returns (features, probs) in eval.
 EVAL_FEATS_SWITCH = "return_feats_in_eval"
 
@@ -64,7 +66,10 @@ def parse_opts(opts):
         key, sep, value = item.strip().partition("=")
         if not sep or not key:
             raise ExportError("option %r is not Key=value (e.g. -o Export.model=Student)" % item)
-        parsed[key] = yaml.safe_load(value)
+        try:
+            parsed[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ExportError("option %s: %r is not a YAML value (%s); quote it" % (key, value, str(e).splitlines()[0]))
     return parsed
 
 
@@ -83,6 +88,8 @@ def load_config(path, opts=()):
     for key, value in dict(opts).items():
         node, parts = config, key.split(".")
         for part in parts[:-1]:
+            if not isinstance(node, dict):
+                raise ExportError("option %s: %s is a list, which -o cannot index; edit a copy of the config" % (key, part))
             if not isinstance(node.get(part), dict):
                 if node is config:
                     raise ExportError("option %s: the config has no %s section" % (key, part))
@@ -218,10 +225,13 @@ def derive_export_config(config, char_num):
     ctc_head_config(model_arch)["return_feats"] = True
 
     train_ds, eval_ds = config["Train"]["dataset"], config["Eval"]["dataset"]
-    eval_ds["name"] = "SimpleDataSet" if train_ds["name"] == "MultiScaleDataSet" else train_ds["name"]
-    for key in ("data_dir", "label_file_list", "delimiter"):
+    multi_scale = ("MultiScaleDataSet", "MSTextRecDataset")  # no multi-scale sampler in Eval
+    eval_ds["name"] = "SimpleDataSet" if train_ds["name"] in multi_scale else train_ds["name"]
+    for key in DATA_SOURCE_KEYS:  # the Train data, none of the Eval set's own source keys
         if key in train_ds:
             eval_ds[key] = train_ds[key]
+        else:
+            eval_ds.pop(key, None)
     config["Eval"].pop("sampler", None)
     # every image exactly once, in order (a config's drop_last would skip the last batch)
     loader = {"batch_size_per_card": 64, "num_workers": 0, **(config["Eval"].get("loader") or {})}
@@ -249,8 +259,8 @@ class CenterAccumulator:
 
     Equal to upstream program.update_center's running mean (it averages every time step's
     feature into the center of that step's argmax class, blank included), but one
-    vectorised float64 index_add per batch on the features' own device (no host copy of
-    the features), so the result does not depend on the order of the samples.
+    vectorised float64 index_add per batch (on a GPU the features never leave the device),
+    so the order of the samples changes the result only by float64 rounding.
     """
 
     def __init__(self, num_classes, width):
@@ -374,9 +384,11 @@ def refuse_existing(paths, force):
 
 
 def write_files(files, force):
-    """Write {path: bytes} all or nothing: every temp file is written and fsynced first, then
-    all are renamed, so a full disk or a kill mid-write leaves the old files (or none), never
-    a partial file nor a new pkl beside an old report. Never clobbers unless force."""
+    """Write {path: bytes}: every temp file is written and fsynced first, then each is
+    published, so a full disk leaves the old files (or none) and never a partial file; only
+    a kill between two publishes can mix old and new. Without force, publishing links the
+    temp file (which fails if the name exists), so a file that appeared since the check is
+    not clobbered either."""
     refuse_existing(files, force)
     temps, path = {}, None
     try:
@@ -390,14 +402,31 @@ def write_files(files, force):
                 f.flush()
                 os.fsync(f.fileno())
         for path in files:
-            os.replace(temps.pop(path), path)
+            publish(temps.pop(path), path, force)
     except BaseException as e:
         for tmp in temps.values():
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        if isinstance(e, FileExistsError):
+            raise ExportError("%s appeared while exporting; remove it or pass FORCE=1" % path)
         if isinstance(e, OSError):  # full disk, read-only folder: one line, nothing left behind
             raise ExportError("cannot write %s: %s; free space or choose another OUTPUT=" % (path, e.strerror or e))
         raise
+
+
+def publish(tmp, path, force):
+    if force:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        os.unlink(tmp)
+        raise
+    except OSError:  # a file system without hard links: the check in refuse_existing stands
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def write_atomically(path, data, force):
@@ -408,6 +437,11 @@ def write_atomically(path, data, force):
 # ---------------------------------------------------------------------------------------
 # The run (needs Paddle and the PaddleOCR tree this file sits in)
 # ---------------------------------------------------------------------------------------
+def ctc_last_fc(head):
+    """The CTCHead's last Linear layer: its input is what the centers average."""
+    return head.fc2 if head.mid_channels is not None else head.fc
+
+
 def head_outputs(out):
     """(features, probabilities) from a (sub-)model's eval output."""
     if isinstance(out, dict):  # return_all_feats models wrap the head output
@@ -451,13 +485,6 @@ def run(config, logger):
     from ppocr.postprocess import build_post_process
     from ppocr.utils.save_load import load_model
 
-    try:  # v2.7 on: lets Ctrl-C stop the loader workers
-        from ppocr.data import set_signal_handlers
-
-        set_signal_handlers()
-    except ImportError:
-        pass
-
     use_gpu = bool(config["Global"].get("use_gpu")) and paddle.is_compiled_with_cuda()
     device = paddle.set_device("gpu:%d" % paddle.distributed.ParallelEnv().dev_id if use_gpu else "cpu")
     world_size = paddle.distributed.get_world_size()  # >1 under paddle.distributed.launch / spawn
@@ -490,12 +517,11 @@ def run(config, logger):
     net = model.model_list[0] if name is not None else model
     heads = [layer for layer in net.sublayers(include_self=True) if type(layer).__name__ == "CTCHead"]
     for head in heads:
-        head.return_feats = True
         setattr(head, EVAL_FEATS_SWITCH, True)
     net.eval()
     if not heads:
         raise ExportError("the model has no CTCHead; export centers from a CTC recognition config")
-    last_fc = heads[0].fc2 if heads[0].mid_channels is not None else heads[0].fc
+    last_fc = ctc_last_fc(heads[0])
     acc = CenterAccumulator(last_fc.weight.shape[1], last_fc.weight.shape[0])  # [in, out]
 
     progress = _progress(len(loader.dataset), enabled=rank == 0)

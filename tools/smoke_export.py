@@ -14,15 +14,12 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
-
 KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(KIT, "scripts"))
 
 from centerkit import KitError, centers, run_tool  # noqa: E402
-from centerkit.chart import png_bytes  # noqa: E402
-from centerkit.cli import find_tree  # noqa: E402
-from centerkit.standin import make_standin  # noqa: E402
+from centerkit.cli import find_tree, make_export_command  # noqa: E402
+from centerkit.standin import make_standin, noise_images  # noqa: E402
 
 CONFIG = os.path.join(KIT, "configs", "tiny_distill_ctc_nrtr.yml")
 
@@ -34,19 +31,9 @@ def smoke(argv):
     a = p.parse_args(argv)
     tree = find_tree(a.tree, a.invoked_from)
     with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-smoke-") as work:
-        os.makedirs(os.path.join(work, "img"))
-        rng = np.random.default_rng(0)
-        lines = []
-        for i in range(11):
-            with open(os.path.join(work, "img", "%d.png" % i), "wb") as f:
-                f.write(png_bytes(rng.integers(0, 255, (32, 64), dtype=np.uint8)))
-            lines.append("img/%d.png\t%s\n" % (i, "2" if i % 2 else "1"))
-        with open(os.path.join(work, "train.txt"), "w") as f:
-            f.writelines(lines)
         with open(os.path.join(work, "dict.txt"), "w") as f:
             f.write("".join(c + "\n" for c in "0123456789"))
-        opts = ["Global.character_dict_path=%s/dict.txt" % work, "Train.dataset.data_dir=%s" % work,
-                "Train.dataset.label_file_list=[%s/train.txt]" % work]
+        opts = noise_images(work, "12" * 5 + "1", (32, 64)) + ["Global.character_dict_path=%s/dict.txt" % work]
         cwd = os.getcwd()
         os.chdir(tree)  # the stand-in is built by this tree's own ppocr
         try:
@@ -54,9 +41,7 @@ def smoke(argv):
         finally:
             os.chdir(cwd)
         out = os.path.join(work, "train_center.pkl")
-        cmd = ["make", "--no-print-directory", "-f", os.path.join(KIT, "Makefile"), "export",
-               "PADDLEOCR=%s" % tree, "PYTHON=%s" % sys.executable, "CONFIG=%s" % CONFIG,
-               "CHECKPOINT=%s/ckpt" % work, "OUTPUT=%s" % out, "OPTS=%s" % " ".join("-o " + o for o in opts)]
+        cmd = make_export_command(tree, sys.executable, CONFIG, os.path.join(work, "ckpt"), out, opts)
         if subprocess.call(cmd, stdout=subprocess.DEVNULL):
             raise KitError("make export failed on the smoke test (its error is above); `make status` shows the tree")
         got, width = centers.load(out)

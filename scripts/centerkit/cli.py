@@ -9,11 +9,19 @@ import subprocess
 import sys
 import tempfile
 
-from . import KitError, flag
+from . import KIT_ROOT, KitError, flag
 from . import chart, patchfile, preflight, releases
 from .fork import export_center as ec
 from .faults import fault_point
 from .patch_queue import PatchQueue, TreeLock, read_manifest, signals_deferred
+
+
+def make_export_command(tree, python, config, checkpoint, output, opts, **variables):
+    """The `make export` a user would type, for the kit's own tools (smoke, bench, demo)."""
+    return ["make", "--no-print-directory", "-f", os.path.join(KIT_ROOT, "Makefile"), "export",
+            "PADDLEOCR=%s" % tree, "PYTHON=%s" % python, "CONFIG=%s" % config, "CHECKPOINT=%s" % checkpoint,
+            "OUTPUT=%s" % output, "OPTS=%s" % " ".join("-o " + o for o in opts)] + \
+        ["%s=%s" % kv for kv in variables.items()]
 
 
 def find_tree(given, invoked_from):
@@ -50,7 +58,12 @@ def queue_for(tree, for_revert=False):
 def cmd_status(a):
     tree = find_tree(a.tree, a.invoked_from)
     print("tree     %s" % tree)
-    m = read_manifest(tree)
+    try:  # a live run holds the lock: its patches are not a killed run's leftovers
+        with TreeLock(tree):
+            m = read_manifest(tree)
+    except KitError as e:
+        print("state    RUN IN PROGRESS: %s" % e)
+        return 1
     if m is not None:
         print("state    OPEN RUN (%s, series %s): run `make revert` to restore %s" % (m["phase"], m["series"], ", ".join(m["files"])))
         return 1
@@ -68,9 +81,10 @@ def cmd_status(a):
 
 def cmd_check(a):
     tree = find_tree(a.tree, a.invoked_from)
-    q, version = queue_for(tree)
-    q.require_no_open_run()
-    status, detail = q.detect()
+    with TreeLock(tree):
+        q, version = queue_for(tree)
+        q.require_no_open_run()
+        status, detail = q.detect()
     if status != "unapplied":
         raise KitError("the %s series does not apply cleanly to %s (%s%s); run `make status`" % (q.series, tree, status, ": " + "; ".join(detail) if detail else ""))
     print("ok: PaddleOCR %s, series %s applies cleanly (%s)" % (version, q.series, ", ".join(os.path.basename(p) for p in q.patches)))
@@ -92,7 +106,13 @@ def cmd_revert(a):
         q, _ = queue_for(tree, for_revert=True)
         result = q.revert()
     print("%s: %s" % (tree, {"restored": "files restored byte-for-byte", "reversed": "patches reversed", "clean": "nothing to revert"}[result]))
+    report_kept_edits(q)
     return 0
+
+
+def report_kept_edits(q):
+    for path, keep in q.kept_edits:
+        print("ppocr-center-kit: note: %s was edited while patched; those edits are kept in %s" % (path, keep), file=sys.stderr)
 
 
 def _raise_interrupt(signum, frame):
@@ -157,23 +177,33 @@ def run_child(cmd, **kwargs):
     return rc
 
 
+def refuse_existing(paths, force):
+    for path in paths:
+        if os.path.exists(path) and not force:
+            raise KitError("%s exists; remove it or pass FORCE=1" % path)
+
+
 def cmd_export(a):
     tree = find_tree(a.tree, a.invoked_from)
     config = preflight.resolve_config(tree, a.config, a.invoked_from)
-    opts = shlex.split(a.opts or "")
-    opts = [o for o in opts if o not in ("-o", "--opt")]
+    try:
+        opts = [o for o in shlex.split(a.opts or "") if o not in ("-o", "--opt")]
+    except ValueError as e:
+        raise KitError("OPTS=%s cannot be split (%s); quote it as in a shell" % (a.opts, e))
+    # Paths go as JSON strings, which YAML reads verbatim: a bare `a #1` or `a: b` would not.
     if a.checkpoint:
         ckpt = a.checkpoint if os.path.isabs(a.checkpoint) else os.path.join(a.invoked_from, a.checkpoint)
-        opts.append("Global.checkpoints=%s" % os.path.abspath(ckpt))
+        opts.append("Global.checkpoints=%s" % json.dumps(os.path.abspath(ckpt)))
     if a.model:
         opts.append("Export.model=%s" % a.model)
     output = os.path.abspath(os.path.join(a.invoked_from, a.output or "train_center.pkl"))
-    opts += ["Export.output=%s" % output, "Export.force=%s" % ("true" if a.force else "false")]
+    opts += ["Export.output=%s" % json.dumps(output), "Export.force=%s" % ("true" if a.force else "false")]
     samples_png = chart.png_path(output)
-    for path in (output, samples_png):
-        if os.path.exists(path) and not a.force:
-            raise KitError("%s exists; remove it or pass FORCE=1" % path)
+    refuse_existing([output, samples_png], a.force)  # before hours of export, not after
     report = os.path.join(tree, ec.output_paths(preflight.check(tree, config, opts))[1])
+    refuse_existing([report], a.force)
+    if not os.path.isdir(os.path.dirname(output)):
+        raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
     launch = launcher(a.nproc)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
@@ -192,9 +222,10 @@ def cmd_export(a):
                 if q.manifest() is not None:
                     q.revert()
                     print("reverted series %s: %s byte-identical to before" % (q.series, ", ".join(q.targets())), flush=True)
+                    report_kept_edits(q)
     if rc == 0:
         write_samples_chart(report, samples_png, a.force)
-    return rc
+    return 128 - rc if rc < 0 else rc  # killed by signal N: the shell's 128+N
 
 
 def write_samples_chart(report_path, png, force):

@@ -138,6 +138,7 @@ class PatchQueue:
         self.series = series
         self.patches = series_patches(series)
         self.state = state_dir(self.tree)
+        self.kept_edits = []  # (file, copy of the edits made to it while patched)
 
     # -- git apply ------------------------------------------------------------------
     def _git_apply(self, *args):
@@ -243,6 +244,9 @@ class PatchQueue:
             if not ok:
                 raise KitError("git apply failed in %s: %s" % (self.tree, msg))
             manifest["phase"] = "applied"
+            for rel, entry in files.items():  # to tell later edits from the patches
+                if os.path.isfile(os.path.join(self.tree, rel)):
+                    entry["patched_sha256"] = sha256_file(os.path.join(self.tree, rel))
             _write_atomic(os.path.join(self.state, MANIFEST), json.dumps(manifest, indent=1).encode())
             fault_point("apply.done")
         except BaseException:  # a failed apply or Ctrl-C/SIGTERM mid-apply: undo it now
@@ -258,6 +262,18 @@ class PatchQueue:
             for name in os.listdir(folder):
                 if (pattern.match(name) if pattern else name.startswith(TMP_PREFIX)):
                     os.unlink(os.path.join(folder, name))
+
+    def _keep_edits(self, path, entry):
+        """A file edited while the series was applied (`make apply`, then experiments) is
+        copied beside itself before the original comes back: revert never loses an edit."""
+        if "patched_sha256" not in entry or not os.path.isfile(path) or sha256_file(path) == entry["patched_sha256"]:
+            return
+        keep, n = path + ".edited-while-patched", 1
+        while os.path.exists(keep):
+            n += 1
+            keep = "%s.edited-while-patched.%d" % (path, n)
+        shutil.copy2(path, keep)
+        self.kept_edits.append((path, keep))
 
     def revert(self):
         """Restore every target to its saved bytes and mode, check them, drop the state.
@@ -296,6 +312,7 @@ class PatchQueue:
                 ):
                     fault_point("revert.file-restored")
                     continue  # already the original (a revert killed after this file)
+                self._keep_edits(path, entry)
                 try:
                     with open(entry["saved"], "rb") as f:
                         data = f.read()

@@ -38,7 +38,7 @@ def make_standin(config_path, ckpt, char, opts):
     widths = {}
     for name, net in nets:
         head = next(l for l in net.sublayers(include_self=True) if type(l).__name__ == "CTCHead")
-        fc = head.fc2 if head.mid_channels is not None else head.fc
+        fc = ec.ctc_last_fc(head)
         bias = np.zeros(fc.bias.shape, np.float32)
         bias[index] = 10.0
         fc.weight.set_value(np.zeros(fc.weight.shape, np.float32))
@@ -46,6 +46,23 @@ def make_standin(config_path, ckpt, char, opts):
         widths[name] = int(fc.weight.shape[0])  # paddle Linear weight is [in, out]
     paddle.save(model.state_dict(), ckpt + ".pdparams")
     return {"widths": widths, "class_index": int(index)}
+
+
+def noise_images(folder, labels, shape):
+    """folder/img/<i>.png (seeded noise) and folder/train.txt with labels[i]; returns the
+    -o overrides that make a config's Train set read them."""
+    from .chart import png_bytes
+
+    os.makedirs(os.path.join(folder, "img"), exist_ok=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for i, label in enumerate(labels):
+        with open(os.path.join(folder, "img", "%d.png" % i), "wb") as f:
+            f.write(png_bytes(rng.integers(0, 255, shape, dtype=np.uint8)))
+        lines.append("img/%d.png\t%s\n" % (i, label))
+    with open(os.path.join(folder, "train.txt"), "w", encoding="utf-8") as f:
+        f.writelines(lines)
+    return ["Train.dataset.data_dir=%s" % folder, "Train.dataset.label_file_list=[%s]" % os.path.join(folder, "train.txt")]
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ export_center.py and only when the test sets
 
   event   loop       the first progress update (one batch forwarded, none written)
           fsync      fsync of the temp file of output <file name> (written, not renamed)
-          replaced   the rename of a temp file onto output <file name> (done)
+          replaced   the publishing (rename or link) of a temp file as output <file name> (done)
   action  KILL|INT|TERM  that signal to the process group (everything make started)
           ENOSPC         the call fails with OSError(ENOSPC), as on a full disk
 
@@ -58,16 +58,16 @@ def _install(event, name, action):
             return fsync(fd)
 
         os.fsync = patched_fsync
-    elif event == "replaced":
-        replace = os.replace
+    elif event == "replaced":  # published: os.replace with FORCE, os.link without
+        def after(publish):
+            def patched(src, dst, *args, **kwargs):
+                result = publish(src, dst, *args, **kwargs)
+                if os.path.basename(dst) == name:
+                    act()
+                return result
+            return patched
 
-        def patched_replace(src, dst, *args, **kwargs):
-            result = replace(src, dst, *args, **kwargs)
-            if os.path.basename(dst) == name:
-                act()
-            return result
-
-        os.replace = patched_replace
+        os.replace, os.link = after(os.replace), after(os.link)
     else:
         raise SystemExit("CENTERKIT_CHILD_FAULT: unknown event %r" % event)
 
