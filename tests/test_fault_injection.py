@@ -154,7 +154,10 @@ class Run:
         path = os.pathsep.join(filter(None, [CHILD_HOOK, os.environ.get("PYTHONPATH")]))
         full_env = dict(ENV, CENTERKIT_FAULT_TRACE=self.trace, PYTHONPATH=path, **(env or {}))
         cmd, full_env = make_command(target, full_env, **(self.variables if target == "export" else {}))
+        # SIGINT as a terminal gives it: a shell's `cmd &` starts pytest with SIGINT ignored,
+        # and an ignored signal stays ignored in every child.
         p = subprocess.Popen(cmd, cwd=self.tree, env=full_env, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         first = ""
         while kill_when is not None:
