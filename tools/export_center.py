@@ -454,12 +454,11 @@ def head_outputs(out):
     )
 
 
-def check_checkpoint(model, path):
-    """Fail unless every parameter of the model is in the checkpoint with its shape.
-
-    Upstream load_model only warns on missing keys and goes on with random weights, which
-    recognises nothing and used to end in an empty pkl.
-    """
+def load_checkpoint(model, path):
+    """Load the checkpoint, failing unless every parameter of the model is in it with its
+    shape. Upstream load_model only warns on missing keys and goes on with random weights,
+    which recognises nothing and used to end in an empty pkl. One paddle.load: a large
+    checkpoint is in memory once."""
     import paddle
 
     base = path[: -len(".pdparams")] if path.endswith(".pdparams") else path
@@ -476,6 +475,11 @@ def check_checkpoint(model, path):
             "shape, e.g. %s); pass the checkpoint trained with this config"
             % (base, len(bad), len(model.state_dict()), bad[0])
         )
+    # as upstream load_model: a float16 checkpoint is cast to the model's dtype
+    model.set_state_dict({
+        k: params[k] if params[k].dtype == v.dtype else params[k].astype(v.dtype)
+        for k, v in model.state_dict().items()
+    })
 
 
 def run(config, logger):
@@ -483,7 +487,6 @@ def run(config, logger):
     from ppocr.data import build_dataloader
     from ppocr.modeling.architectures import build_model
     from ppocr.postprocess import build_post_process
-    from ppocr.utils.save_load import load_model
 
     use_gpu = bool(config["Global"].get("use_gpu")) and paddle.is_compiled_with_cuda()
     device = paddle.set_device("gpu:%d" % paddle.distributed.ParallelEnv().dev_id if use_gpu else "cpu")
@@ -512,8 +515,8 @@ def run(config, logger):
 
     model = build_model(config["Architecture"])
     if ckpt:
-        check_checkpoint(model, ckpt)
-    load_model(config, model)
+        load_checkpoint(model, ckpt)  # else the sub-model's `pretrained` was loaded when built
+        logger.info("loaded checkpoint %s", ckpt)
     net = model.model_list[0] if name is not None else model
     heads = [layer for layer in net.sublayers(include_self=True) if type(layer).__name__ == "CTCHead"]
     for head in heads:
