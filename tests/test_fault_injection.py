@@ -324,29 +324,20 @@ def test_export_killed_at_child_progress(run, progress):
     run.check_recovery(read_manifest(run.tree) is not None, new_outputs_ok=True)
 
 
-def test_full_disk_writing_the_pkl(run):
-    """ENOSPC on the output: one line naming it, exit 2, tree reverted, old output kept."""
+@pytest.mark.parametrize("name", ["out.pkl", "out.report.json"])
+def test_full_disk_writing_an_output(run, name):
+    """ENOSPC on the pkl, or on the report after the pkl was written: one line naming it,
+    exit 2, tree reverted, and the old outputs kept (both temp files are written before
+    either is published)."""
     run.need_paddle()
-    rc, stdout, stderr = run.make_in_session({"CENTERKIT_CHILD_FAULT": "fsync:out.pkl:ENOSPC"})
+    rc, stdout, stderr = run.make_in_session({"CENTERKIT_CHILD_FAULT": "fsync:%s:ENOSPC" % name})
     result = subprocess.CompletedProcess([], rc, stdout, stderr)
     lines = error_lines(result)
     assert recipe_exit(result) == 2 and len(lines) == 1, stderr[-3000:]
-    out = str(run.user / "out" / "out.pkl")
+    out = str(run.user / "out" / name)
     assert "cannot write %s: No space left on device" % out in lines[0] and "OUTPUT=" in lines[0], lines[0]
     assert read_manifest(run.tree) is None
     run.check_clean(new_outputs_ok=False)
-
-
-def test_full_disk_writing_the_report(run):
-    """ENOSPC on the report, after the pkl: the run failed, so the old pkl must still be there."""
-    run.need_paddle()
-    rc, stdout, stderr = run.make_in_session({"CENTERKIT_CHILD_FAULT": "fsync:out.report.json:ENOSPC"})
-    result = subprocess.CompletedProcess([], rc, stdout, stderr)
-    lines = error_lines(result)
-    assert recipe_exit(result) == 2 and len(lines) == 1, stderr[-3000:]
-    assert "cannot write %s" % (run.user / "out" / "out.report.json") in lines[0], lines[0]
-    assert read_manifest(run.tree) is None
-    run.check_clean(new_outputs_ok=False)  # both temp files are written before either rename
 
 
 def test_no_kill_hook_without_the_variable():

@@ -50,7 +50,9 @@ def release_python(tree, release):
     """paddle_python for this release's major version, or a pytest skip naming why not."""
     import pytest
 
-    python, why = paddle_python(tree, int(release.lstrip("v").split(".")[0]))
+    from centerkit.releases import parse_version
+
+    python, why = paddle_python(tree, parse_version(release)[0])
     if python is None:
         pytest.skip(why)
     return python

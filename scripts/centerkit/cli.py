@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import KIT_ROOT, KitError, flag
+from . import KIT_ROOT, KitError, flag, run_tool
 from . import chart, patchfile, preflight, releases
 from .fork import export_center as ec
 from .faults import fault_point
@@ -274,10 +274,7 @@ def main(argv=None):
     if hasattr(a, "force"):
         a.force = flag(a.force)
     try:
-        return globals()["cmd_" + a.command](a)
-    except KitError as e:
-        print("ppocr-center-kit: error: %s" % e, file=sys.stderr)
-        return 2
+        return run_tool(globals()["cmd_" + a.command], a)
     except KeyboardInterrupt:
         print("ppocr-center-kit: interrupted", file=sys.stderr)
         return 130
