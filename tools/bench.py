@@ -62,11 +62,17 @@ def bench_accumulate(tree):
     probs = paddle.to_tensor(rng.random((B, T, C)).astype(np.float32))
     labels = [("x", 1.0)] * B  # every sample recognised: the most work for both
     stock_s = best_of(lambda: update_center({}, (labels, labels), (feats, probs)), 3)
-    acc = ec.CenterAccumulator(C, D)
     # Both pipelines decode from an argmax first (CTCLabelDecode); the export reuses it for the
     # accumulation, update_center computes its own again: that second argmax is its cost.
     class_idx = probs.numpy().argmax(axis=-1)
-    ours_s = best_of(lambda: acc.update(feats, class_idx, np.ones(B, bool)), 5)
+
+    def ours(batches=16):  # per batch, with the final fold of the float32 partials amortised
+        acc = ec.CenterAccumulator(C, D)
+        for _ in range(batches):
+            acc.update(feats, class_idx, np.ones(B, bool))
+        acc.totals()
+
+    ours_s = best_of(ours, 5) / 16
     print("accumulate  stock update_center %.1f ms, ours %.2f ms per batch (B=%d T=%d C=%d D=%d)"
           % (stock_s * 1e3, ours_s * 1e3, B, T, C, D))
     return stock_s / ours_s
