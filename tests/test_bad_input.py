@@ -309,13 +309,13 @@ def test_local_edits_that_conflict_are_refused_and_kept(env):
     assert read_manifest(tree) is None
 
 
-def test_status_and_check_during_a_live_run(env):
+def test_status_and_check_during_a_live_run(env, tmp_path):
     """While another run holds the tree, status says so (not "open run: revert it") and
-    check refuses with one line; nothing is touched."""
+    check refuses with one line, also from a shell with another TMPDIR; nothing is touched."""
     tree, data = env
     before = [snapshot(tree)]
     with TreeLock(tree):
         status = make("status", cwd=tree)
-        check = make("check", cwd=tree)
+        check = make("check", cwd=tree, env={"TMPDIR": str(tmp_path)})
     assert status.returncode != 0 and "RUN IN PROGRESS" in status.stdout, status.stdout
     assert_refused(check, "another ppocr-center-kit run", "wait", before=before, roots=[tree])

@@ -103,29 +103,24 @@ def signals_deferred():
 
 
 class TreeLock:
-    """One kit run per tree; the lock file lives outside the tree."""
+    """One kit run per tree: an flock on the tree's own git dir (a worktree's private one),
+    else on the tree folder. Nothing is created, and every run on the tree sees the same
+    lock, whatever its TMPDIR or user; the kernel drops it when the holder dies."""
 
     def __init__(self, tree):
-        key = hashlib.sha1(os.path.realpath(tree).encode()).hexdigest()[:16]
-        self.path = os.path.join(tempfile.gettempdir(), "ppocr-center-kit-%s.lock" % key)
+        self.path = _git_dir(tree) or tree
         self.tree = tree
         self.fd = None
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        self.fd = os.open(self.path, os.O_RDONLY)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
+            os.close(self.fd)
             if e.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
-            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
-            raise KitError(
-                "another ppocr-center-kit run (pid %s) is working in %s; wait for it to finish"
-                % (holder, self.tree)
-            )
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+            raise KitError("another ppocr-center-kit run is working in %s; wait for it to finish" % self.tree)
         return self
 
     def __exit__(self, *exc):
