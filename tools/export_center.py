@@ -167,38 +167,36 @@ def set_head_channels(config, char_num):
     losses = (config.get("Loss") or {}).get("loss_config_list") or []
     loss_names = [next(iter(d)) if isinstance(d, dict) else d for d in losses]
     if arch.get("algorithm") == DISTILLATION:
+        sar = bool(loss_names) and loss_names[-1] == "DistillationSARLoss"
+        nrtr = "DistillationNRTRLoss" in loss_names
         for model in arch["Models"].values():
             if model["Head"]["name"] != "MultiHead":
                 model["Head"]["out_channels"] = char_num
                 continue
-            n = char_num
-            if post_name == "DistillationSARLabelDecode":
-                n -= 2
-            if post_name == "DistillationNRTRLabelDecode":
-                n -= 3
-            channels = {"CTCLabelDecode": n}
-            if loss_names and loss_names[-1] == "DistillationSARLoss":
-                losses[-1]["DistillationSARLoss"]["ignore_index"] = n + 1
-                channels["SARLabelDecode"] = n + 2
-            elif "DistillationNRTRLoss" in loss_names:
-                channels["NRTRLabelDecode"] = n + 3
+            channels = _multihead_channels(char_num, post_name, sar, nrtr, prefix=DISTILLATION)
             model["Head"]["out_channels_list"] = channels
+            if sar:
+                losses[-1]["DistillationSARLoss"]["ignore_index"] = channels["CTCLabelDecode"] + 1
     elif arch["Head"]["name"] == "MultiHead":
-        n = char_num
-        if post_name == "SARLabelDecode":
-            n -= 2
-        if post_name == "NRTRLabelDecode":
-            n -= 3
-        channels = {"CTCLabelDecode": n}
         second = loss_names[1] if len(loss_names) > 1 else None
-        if second == "SARLoss":
-            losses[1]["SARLoss"] = dict(losses[1]["SARLoss"] or {}, ignore_index=n + 1)
-            channels["SARLabelDecode"] = n + 2
-        elif second == "NRTRLoss":
-            channels["NRTRLabelDecode"] = n + 3
+        channels = _multihead_channels(char_num, post_name, second == "SARLoss", second == "NRTRLoss")
         arch["Head"]["out_channels_list"] = channels
+        if second == "SARLoss":
+            losses[1]["SARLoss"] = dict(losses[1]["SARLoss"] or {}, ignore_index=channels["CTCLabelDecode"] + 1)
     else:
         arch["Head"]["out_channels"] = char_num
+
+
+def _multihead_channels(char_num, post_name, sar, nrtr, prefix=""):
+    """A MultiHead's out_channels_list: the CTC classes are the dictionary without the
+    tokens the PostProcess decoder adds (SAR 2, NRTR 3); the second head gets them back."""
+    n = char_num - {prefix + "SARLabelDecode": 2, prefix + "NRTRLabelDecode": 3}.get(post_name, 0)
+    channels = {"CTCLabelDecode": n}
+    if sar:
+        channels["SARLabelDecode"] = n + 2
+    elif nrtr:
+        channels["NRTRLabelDecode"] = n + 3
+    return channels
 
 
 def derive_export_config(config, char_num):
@@ -412,10 +410,10 @@ def format_report(report):
     return "\n".join("%s  %s" % (k.ljust(width), v) for k, v in rows)
 
 
-def refuse_existing(paths, force):
+def refuse_existing(paths, force, how_to_force="FORCE=1 (-o Export.force=true)"):
     for path in paths:
         if os.path.exists(path) and not force:
-            raise ExportError("%s exists; remove it or pass FORCE=1 (-o Export.force=true)" % path)
+            raise ExportError("%s exists; remove it or pass %s" % (path, how_to_force))
 
 
 def write_files(files, force):

@@ -177,12 +177,6 @@ def run_child(cmd, **kwargs):
     return rc
 
 
-def refuse_existing(paths, force):
-    for path in paths:
-        if os.path.exists(path) and not force:
-            raise KitError("%s exists; remove it or pass FORCE=1" % path)
-
-
 def cmd_export(a):
     tree = find_tree(a.tree, a.invoked_from)
     config = preflight.resolve_config(tree, a.config, a.invoked_from)
@@ -199,9 +193,9 @@ def cmd_export(a):
     output = os.path.abspath(os.path.join(a.invoked_from, a.output or "train_center.pkl"))
     opts += ["Export.output=%s" % json.dumps(output), "Export.force=%s" % ("true" if a.force else "false")]
     samples_png = chart.png_path(output)
-    refuse_existing([output, samples_png], a.force)  # before hours of export, not after
+    ec.refuse_existing([output, samples_png], a.force, "FORCE=1")  # before hours of export, not after
     report = os.path.join(tree, ec.output_paths(preflight.check(tree, config, opts))[1])
-    refuse_existing([report], a.force)
+    ec.refuse_existing([report], a.force, "FORCE=1")
     if not os.path.isdir(os.path.dirname(output)):
         raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
     launch = launcher(a.nproc)
