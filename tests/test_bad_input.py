@@ -252,7 +252,7 @@ def test_full_disk_output_write(tmp_path, monkeypatch, where, existing):
     before = snapshot(str(out_dir))
     full_disk(monkeypatch, where)
     with pytest.raises(ec.ExportError) as e:
-        ec.write_atomically(str(out), b"c" * 65536, force=existing)
+        ec.write_files({str(out): b"c" * 65536}, force=existing)
     monkeypatch.undo()
     message = str(e.value)
     assert "\n" not in message
@@ -273,7 +273,7 @@ def test_full_disk_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
 
     def run_to_the_write(config, logger):
         path, _ = ec.output_paths(config)
-        ec.write_atomically(path, b"c" * 4096, bool(config["Export"]["force"]))
+        ec.write_files({path: b"c" * 4096}, bool(config["Export"]["force"]))
 
     monkeypatch.setattr(ec, "run", run_to_the_write)
     monkeypatch.setattr(sys, "path", list(sys.path))  # main() puts the script's tree on it

@@ -165,18 +165,14 @@ def bench_e2e(tree, config, images, work):
     ours = report["seconds"]
     loops = {}
     q = PatchQueue(tree, releases.series_for(releases.detect_version(tree)[0]))
-    with TreeLock(tree):
-        q.apply()
-        try:
-            for kind in ("recipe", "floor"):
-                cmd = [sys.executable, os.path.abspath(__file__), "--loop", kind, "--config", config,
-                       "--ckpt", ckpt, "--opts", json.dumps(opts)]
-                r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
-                if r.returncode:
-                    raise SystemExit("bench: the %s loop failed: %s" % (kind, r.stderr.strip()[-2000:]))
-                loops[kind] = float(r.stdout.split()[-1])
-        finally:
-            q.revert()
+    with TreeLock(tree), q.applied():
+        for kind in ("recipe", "floor"):
+            cmd = [sys.executable, os.path.abspath(__file__), "--loop", kind, "--config", config,
+                   "--ckpt", ckpt, "--opts", json.dumps(opts)]
+            r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
+            if r.returncode:
+                raise SystemExit("bench: the %s loop failed: %s" % (kind, r.stderr.strip()[-2000:]))
+            loops[kind] = float(r.stdout.split()[-1])
     print("end to end  %d images of %s: ours %.1f s (%.2f img/s), manual recipe %.1f s, bare Student "
           "forward %.1f s" % (images, os.path.basename(config), ours, images / ours, loops["recipe"], loops["floor"]))
     return loops["recipe"] / ours, ours / loops["floor"]

@@ -416,6 +416,12 @@ def refuse_existing(paths, force, how_to_force="FORCE=1 (-o Export.force=true)")
             raise ExportError("%s exists; remove it or pass %s" % (path, how_to_force))
 
 
+def temp_prefix(path):
+    """What write_files' temp file for path starts with (mkstemp adds 8 characters): a
+    killed export leaves it behind, and the kit's revert removes it."""
+    return ".%s." % os.path.basename(path)
+
+
 def write_files(files, force):
     """Write {path: bytes}: every temp file is written and fsynced first, then each is
     published, so a full disk leaves the old files (or none) and never a partial file; only
@@ -428,7 +434,7 @@ def write_files(files, force):
         umask = os.umask(0)
         os.umask(umask)
         for path, data in files.items():
-            fd, temps[path] = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(os.path.abspath(path)))
+            fd, temps[path] = tempfile.mkstemp(prefix=temp_prefix(path), dir=os.path.dirname(os.path.abspath(path)))
             os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a pkl is an ordinary file
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -460,11 +466,6 @@ def publish(tmp, path, force):
         os.replace(tmp, path)
         return
     os.unlink(tmp)
-
-
-def write_atomically(path, data, force):
-    """Write bytes to path via a temp file + rename; never clobber unless force."""
-    write_files({path: data}, force)
 
 
 # ---------------------------------------------------------------------------------------

@@ -131,6 +131,6 @@ def write(path, samples_per_class, force, scale="auto"):
     """Write the chart of a report's samples_per_class atomically; never over a file unless force."""
     data = png_bytes(render(samples_per_class.values(), scale))
     try:
-        ec.write_atomically(path, data, force)
+        ec.write_files({path: data}, force)
     except ec.ExportError as e:
         raise KitError(str(e))

@@ -203,20 +203,16 @@ def cmd_export(a):
         signal.signal(sig, _raise_interrupt)
     with TreeLock(tree):
         q, version = queue_for(tree)
-        q.require_no_open_run()  # an earlier run's patches are for `make revert`, not us
         try:
-            q.apply(version, outputs=[output, report, samples_png])
-            env = dict(os.environ, PADDLEOCR_RELEASE=str(version))
-            cmd = [a.python or sys.executable, *launch, "tools/export_center.py", "-c", config, "-o", *opts]
-            print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-            rc = run_child(cmd, cwd=tree, env=env)
+            with q.applied(version, outputs=[output, report, samples_png]):
+                env = dict(os.environ, PADDLEOCR_RELEASE=str(version))
+                cmd = [a.python or sys.executable, *launch, "tools/export_center.py", "-c", config, "-o", *opts]
+                print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+                rc = run_child(cmd, cwd=tree, env=env)
         finally:
-            # Also after Ctrl-C/SIGTERM anywhere in apply or run; a second one waits for this.
-            with signals_deferred():
-                if q.manifest() is not None:
-                    q.revert()
-                    print("reverted series %s: %s byte-identical to before" % (q.series, ", ".join(q.targets())), flush=True)
-                    report_kept_edits(q)
+            if q.reverted:
+                print("reverted series %s: %s byte-identical to before" % (q.series, ", ".join(q.targets())), flush=True)
+                report_kept_edits(q)
     if rc == 0:
         write_samples_chart(report, samples_png, a.force)
     return 128 - rc if rc < 0 else rc  # killed by signal N: the shell's 128+N

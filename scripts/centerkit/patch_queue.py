@@ -24,6 +24,7 @@ import tempfile
 
 from . import KitError
 from .faults import fault_point
+from .fork import export_center as ec
 from .patchfile import series_patches, targets
 
 STATE_NAME = "ppocr-center-kit"
@@ -54,6 +55,11 @@ def _git_dir(tree):
 def state_dir(tree):
     git_dir = _git_dir(tree)
     return os.path.join(git_dir, STATE_NAME) if git_dir else os.path.join(tree, "." + STATE_NAME)
+
+
+def _is_original(path, entry):
+    """Whether path holds the saved original's bytes and mode (its manifest entry)."""
+    return os.path.isfile(path) and sha256_file(path) == entry["sha256"] and os.stat(path).st_mode & 0o7777 == entry["mode"]
 
 
 def read_manifest(tree):
@@ -134,6 +140,7 @@ class PatchQueue:
         self.patches = series_patches(series)
         self.state = state_dir(self.tree)
         self.kept_edits = []  # (file, copy of the edits made to it while patched)
+        self.reverted = None  # what the revert at the end of applied() did
 
     # -- git apply ------------------------------------------------------------------
     def _git_apply(self, *args):
@@ -249,10 +256,24 @@ class PatchQueue:
             raise
         return manifest
 
+    @contextlib.contextmanager
+    def applied(self, release=None, outputs=()):
+        """The series applied for the with-block and reverted after it, whatever ends it (an
+        error, Ctrl-C or SIGTERM in apply or in the block), as pre-commit's staged_files_only.
+        An apply that fails undoes itself; self.reverted says what the final revert did."""
+        self.require_no_open_run()  # an earlier run's patches are for `make revert`, not us
+        try:
+            self.apply(release, outputs=outputs)
+            yield self
+        finally:
+            with signals_deferred():  # a second Ctrl-C waits for the revert
+                if self.manifest() is not None:
+                    self.reverted = self.revert()
+
     @staticmethod
     def _remove_stale_temps(folder, pattern=None):
         """Remove what a killed _write_atomic left in folder, or with pattern, the files
-        matching it (the temps of the export's write_atomically: `.<name>.` + 8 chars)."""
+        matching it (the temps of the export's write_files)."""
         with contextlib.suppress(OSError):
             for name in os.listdir(folder):
                 if (pattern.match(name) if pattern else name.startswith(TMP_PREFIX)):
@@ -293,8 +314,8 @@ class PatchQueue:
                 return "clean"
             fault_point("revert.begin")
             for out in m.get("outputs", []):  # the run's child is gone: its temps are debris
-                name = re.escape(os.path.basename(out))
-                self._remove_stale_temps(os.path.dirname(out), re.compile(r"\.%s\.[a-z0-9_]{8}$" % name))
+                pattern = re.compile(re.escape(ec.temp_prefix(out)) + r"[a-z0-9_]{8}$")
+                self._remove_stale_temps(os.path.dirname(out), pattern)
             for rel, entry in m["files"].items():
                 path = os.path.join(self.tree, rel)
                 self._remove_stale_temps(os.path.dirname(path))
@@ -302,9 +323,7 @@ class PatchQueue:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
                     continue
-                if os.path.isfile(path) and sha256_file(path) == entry["sha256"] and (
-                    os.stat(path).st_mode & 0o7777 == entry["mode"]
-                ):
+                if _is_original(path, entry):
                     fault_point("revert.file-restored")
                     continue  # already the original (a revert killed after this file)
                 self._keep_edits(path, entry)
@@ -316,7 +335,7 @@ class PatchQueue:
                 if hashlib.sha256(data).hexdigest() != entry["sha256"]:  # never write a damaged copy
                     raise KitError("the saved original of %s (%s) is damaged; restore it with git checkout -- %s" % (path, entry["saved"], rel))
                 _write_atomic(path, data, entry["mode"])
-                if sha256_file(path) != entry["sha256"] or os.stat(path).st_mode & 0o7777 != entry["mode"]:
+                if not _is_original(path, entry):
                     raise KitError("%s could not be restored; its original is kept in %s" % (path, entry["saved"]))
                 fault_point("revert.file-restored")
             # The manifest goes first: once it is gone the run is closed, and what is left of

@@ -53,7 +53,7 @@ def _install(event, name, action):
 
         def patched_fsync(fd):
             target = os.path.basename(os.readlink("/proc/self/fd/%d" % fd))
-            if target.startswith("." + name + "."):  # write_atomically's temp of <name>
+            if target.startswith("." + name + "."):  # export_center.temp_prefix of <name>
                 act()
             return fsync(fd)
 
