@@ -23,8 +23,8 @@ KIT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(KIT, "scripts"))
 sys.path.insert(0, HERE)
 
-from centerkit import KitError, releases  # noqa: E402
-from centerkit.cli import find_tree, make_export_command  # noqa: E402
+from centerkit import KitError, releases, run_tool  # noqa: E402
+from centerkit.cli import cmd_check, find_tree, make_export_command  # noqa: E402
 
 UPSTREAM_URL = "https://github.com/PaddlePaddle/PaddleOCR.git"
 CONFIG = os.path.join(KIT, "configs", "tiny_distill_ctc_nrtr.yml")
@@ -89,29 +89,28 @@ def train(tree, data, model_dir, opts):
     return ckpt
 
 
-def main():
+def demo(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--paddleocr", default="")
     p.add_argument("--invoked-from", default=os.getcwd())
-    a = p.parse_args()
-    try:
-        tree = get_tree(a.paddleocr, a.invoked_from)
-        ensure_requirements(tree)
-        from synth_dataset import make_dataset
+    a = p.parse_args(argv)
+    tree = get_tree(a.paddleocr, a.invoked_from)
+    # `make check` first: an unknown release or a clone the series does not apply to
+    # is one line now, not after minutes of training.
+    cmd_check(argparse.Namespace(tree=tree, invoked_from=a.invoked_from))
+    ensure_requirements(tree)
+    from synth_dataset import make_dataset
 
-        data = os.path.join(OUT, "data")
-        paths = make_dataset(data, n_train=N_TRAIN, n_val=0, seed=0, max_len=MAX_LEN)
-        opts = ["Global.character_dict_path=%s" % paths["dict"], "Train.dataset.data_dir=%s" % data,
-                "Train.dataset.label_file_list=[%s]" % paths["train_list"]]
-        ckpt = train(tree, data, os.path.join(OUT, "model"), opts)
-        output = os.path.join(OUT, "train_center.pkl")
-        cmd = make_export_command(tree, sys.executable, CONFIG, ckpt, output, opts, FORCE=1)
-        rc = subprocess.run(cmd, cwd=tree).returncode
-        if rc:
-            return rc
-    except KitError as e:
-        print("ppocr-center-kit demo: error: %s" % e, file=sys.stderr)
-        return 2
+    data = os.path.join(OUT, "data")
+    paths = make_dataset(data, n_train=N_TRAIN, n_val=0, seed=0, max_len=MAX_LEN)
+    opts = ["Global.character_dict_path=%s" % paths["dict"], "Train.dataset.data_dir=%s" % data,
+            "Train.dataset.label_file_list=[%s]" % paths["train_list"]]
+    ckpt = train(tree, data, os.path.join(OUT, "model"), opts)
+    output = os.path.join(OUT, "train_center.pkl")
+    cmd = make_export_command(tree, sys.executable, CONFIG, ckpt, output, opts, FORCE=1)
+    rc = subprocess.run(cmd, cwd=tree).returncode
+    if rc:
+        return rc
     with open(output, "rb") as f:
         centers = pickle.load(f)
     with open(os.path.splitext(output)[0] + ".report.json") as f:
@@ -123,4 +122,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(demo, sys.argv[1:]))

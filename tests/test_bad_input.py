@@ -15,7 +15,7 @@ import yaml
 
 import upstream
 from conftest import SDIST_RELEASES
-from kit_run import error_lines, make, recipe_exit, snapshot
+from kit_run import KIT, error_lines, make, recipe_exit, snapshot
 from centerkit import KitError, patchfile
 from centerkit.fork import export_center as ec
 from centerkit.patch_queue import PatchQueue, TreeLock, read_manifest
@@ -319,3 +319,19 @@ def test_status_and_check_during_a_live_run(env, tmp_path):
         check = make("check", cwd=tree, env={"TMPDIR": str(tmp_path)})
     assert status.returncode != 0 and "RUN IN PROGRESS" in status.stdout, status.stdout
     assert_refused(check, "another ppocr-center-kit run", "wait", before=before, roots=[tree])
+
+
+def test_demo_refuses_an_unknown_release_before_training(env):
+    """make demo checks the clone first: an unsupported release is one line before the data
+    is rendered or anything trained, and neither the clone nor demo-output changes."""
+    installed = os.path.join(KIT, ".venv", ".installed")
+    reqs = [os.path.join(KIT, n) for n in ("requirements.txt", "requirements-dev.txt")]
+    if not os.path.exists(installed) or any(os.path.getmtime(r) > os.path.getmtime(installed) for r in reqs):
+        pytest.skip("make demo would first (re)build the kit's .venv: run `make setup`")
+    tree, _ = env
+    out = os.path.join(KIT, "demo-output")
+    roots = [tree] + ([out] if os.path.isdir(out) else [])
+    before = [snapshot(r) for r in roots]
+    result = make("demo", cwd=tree, env={"PADDLEOCR_VERSION": "v1.0.0"}, PADDLEOCR=tree)
+    assert_refused(result, "v1.0.0", "PADDLEOCR_VERSION", before=before, roots=roots)
+    assert os.path.isdir(out) == (len(roots) == 2)
