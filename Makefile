@@ -17,6 +17,9 @@ NPROC    ?=
 BENCH_IMAGES ?= 32
 BENCH_CONFIG ?=
 PYTEST_ARGS ?=
+# Python children write their bytecode here, never into the user's clone (users do not
+# set PYTHONDONTWRITEBYTECODE; a clone without upstream's .gitignore would show it).
+export PYTHONPYCACHEPREFIX ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ppocr-center-kit/pycache
 KITPY    = PYTHONPATH="$(KIT)/scripts$${PYTHONPATH:+:$$PYTHONPATH}" "$(PYTHON)" -m centerkit --invoked-from "$(CURDIR)"
 TREE_ARG = --tree "$(PADDLEOCR)"
 KITTOOL  = "$(PYTHON)" "$(KIT)/tools/$(1)"
@@ -65,8 +68,8 @@ validate: ## check a pkl against a CenterLoss config, load it with its CenterLos
 demo: $(VENV)/.installed ## built-in default: train a tiny distillation model, export its centers
 	@"$(VENV)/bin/python" "$(KIT)/demo/run_demo.py" --paddleocr "$(PADDLEOCR)" --invoked-from "$(CURDIR)"
 
-test: $(VENV)/.installed ## the test suite (clone tiers need PADDLEOCR_REPO)
-	cd "$(KIT)" && "$(VENV)/bin/python" -m pytest $(PYTEST_ARGS)
+test: $(VENV)/.installed ## the test suite: every tier on every release (../shared's bundle or PADDLEOCR_REPO)
+	cd "$(KIT)" && "$(VENV)/bin/python" tests/release_envs.py install && "$(VENV)/bin/python" -m pytest $(PYTEST_ARGS)
 
 smoke: ## seconds-long real export on this clone (tiny config, stand-in checkpoint): for CI pinning a tag
 	@"$(PYTHON)" "$(KIT)/tools/smoke_export.py" --tree "$(PADDLEOCR)" --invoked-from "$(CURDIR)"

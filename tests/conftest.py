@@ -7,6 +7,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 sys.path.insert(0, HERE)
 
+# Every run of the suite is also the proof that it is hermetic: the variables a user sets
+# for the kit (README) hold hostile values here, so a test whose child inherited one would
+# act on a clone that does not exist, refuse to overwrite, or run 3 processes, and fail.
+# Children get kit_run.hermetic_env() instead.
+HOSTILE = {
+    "PADDLEOCR": "/nonexistent/paddleocr", "CONFIG": "/nonexistent/config.yml", "CHECKPOINT": "/nonexistent/ckpt",
+    "MODEL": "NoSuchModel", "OUTPUT": "x", "OPTS": "-o Global.no_such_key=1", "FORCE": "1", "NPROC": "3",
+    "PYTHON": "/nonexistent/python", "PADDLEOCR_VERSION": "v0.0.1", "PADDLEOCR_RELEASE": "v0.0.1",
+    "CENTERS": "/nonexistent/centers.pkl", "DICT": "/nonexistent/dict.txt", "BENCH_IMAGES": "0",
+    "MAKEFLAGS": "FORCE=1 NPROC=3", "PYTHONPATH": "/nonexistent/site",
+}
+os.environ.update(HOSTILE)
+
 import upstream  # noqa: E402
 from centerkit import releases  # noqa: E402
 
@@ -24,9 +37,10 @@ def clone_source():
 
 @pytest.fixture
 def tree_of(clone_source):
-    """release -> a clean tree of it from the clone (skips when the clone lacks it)."""
-    def get(release):
-        path = upstream.release_tree(clone_source, release)
+    """release -> a clean tree of it from the clone (skips when the clone lacks it);
+    gitignore=False: the same tree without upstream's .gitignore."""
+    def get(release, gitignore=True):
+        path = upstream.release_tree(clone_source, release, gitignore)
         if path is None:
             pytest.skip("%s has neither tag %s nor the commit the shared table gives" % (clone_source, release))
         return path

@@ -7,6 +7,27 @@ import subprocess
 import sys
 
 KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What a test's child process may inherit from the shell that runs the suite: how to find
+# programs, home and temp, locale, and the BLAS settings this kind of machine needs. Nothing
+# else: the user's PADDLEOCR, CONFIG, FORCE, OUTPUT, PYTHON, MAKEFLAGS (`make test FORCE=1`
+# hands FORCE=1 to every sub-make through it), PYTHONPATH, PYTHONDONTWRITEBYTECODE ...
+# would make the kit act on the user's real clone or hide what it leaves in one.
+INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE",
+             "SSL_CERT_FILE", "PPOCR_CENTER_KIT_CACHE", "XDG_CACHE_HOME")
+INHERITED_PREFIXES = ("OPENBLAS_", "PIP_")
+
+
+def hermetic_env(extra=None):
+    """A child's environment: the allow-listed variables of this one, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
+    env.update(extra or {})
+    return env
+
+
+def helper_env(extra=None):
+    """hermetic_env for the tests' own helpers run inside a tree (reference, stand-in):
+    they must leave no bytecode in it, or they would hide what the kit leaves."""
+    return hermetic_env(dict({"PYTHONDONTWRITEBYTECODE": "1"}, **(extra or {})))
 
 
 def make_command(target, env=None, wrap=(), **variables):
@@ -14,7 +35,7 @@ def make_command(target, env=None, wrap=(), **variables):
     cmd = [*wrap, "make", "--no-print-directory", "-f", os.path.join(KIT, "Makefile"), target,
            "PYTHON=%s" % sys.executable]
     cmd += ["%s=%s" % (k, v) for k, v in variables.items()]
-    return cmd, dict(os.environ, **(env or {}))
+    return cmd, hermetic_env(env)
 
 
 def make(target, cwd, env=None, wrap=(), **variables):
@@ -40,7 +61,6 @@ def snapshot(root):
     """{relative path: (sha256, mode)} of every file under root."""
     out = {}
     for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
         for name in files:
             path = os.path.join(folder, name)
             with open(path, "rb") as f:
@@ -49,4 +69,7 @@ def snapshot(root):
 
 
 def git_status(tree):
-    return subprocess.run(["git", "status", "--porcelain"], cwd=tree, capture_output=True, text=True, check=True).stdout
+    """`git status --porcelain --ignored`: what git sees changed, added, and added but
+    ignored (bytecode under an upstream .gitignore)."""
+    return subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=tree, capture_output=True, text=True,
+                          check=True).stdout

@@ -13,7 +13,7 @@ import pytest
 import dist_worker
 import tiny_data
 import upstream
-from kit_run import make
+from kit_run import git_status, hermetic_env, make
 from centerkit.fork import export_center as ec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,7 +30,7 @@ def test_two_processes_equal_one(tmp_path):
     out = tmp_path / "centers.pkl"
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
            "--log_dir", str(tmp_path / "log"), os.path.join(HERE, "dist_worker.py"), "23", "4", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=hermetic_env())
     logs = "".join(p.read_text() for p in (tmp_path / "log").glob("*"))
     assert r.returncode == 0, r.stderr[-2000:] + logs[-2000:]
     with open(out, "rb") as f:
@@ -57,6 +57,7 @@ def test_make_export_nproc2_equals_one_process(clone_source, tmp_path):
     opts = tiny_data.dataset(tmp_path / "data", images=11)
     labels, ckpt = str(tmp_path / "data" / "train.txt"), str(tmp_path / "ckpt")
     tiny_data.reference(python, tree, "init", cfg, ckpt, labels, "-", opts)
+    before = git_status(tree)
     got = {}
     for nproc in (1, 2):
         out = str(tmp_path / ("centers%d.pkl" % nproc))
@@ -70,4 +71,4 @@ def test_make_export_nproc2_equals_one_process(clone_source, tmp_path):
     assert got[1] and sorted(got[2]) == sorted(got[1])
     for c in got[1]:
         np.testing.assert_allclose(got[2][c], got[1][c], rtol=1e-6, atol=1e-6)
-    assert subprocess.run(["git", "status", "--porcelain"], cwd=tree, capture_output=True, text=True).stdout == ""
+    assert git_status(tree) == before

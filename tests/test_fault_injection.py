@@ -151,8 +151,7 @@ class Run:
         """make <target> in a session of its own (its process group is what a fault kills);
         returns (returncode, stdout, stderr) once every process of it has exited.
         kill_when: SIGKILL the group as soon as a line of its stdout contains this."""
-        path = os.pathsep.join(filter(None, [CHILD_HOOK, os.environ.get("PYTHONPATH")]))
-        full_env = dict(ENV, CENTERKIT_FAULT_TRACE=self.trace, PYTHONPATH=path, **(env or {}))
+        full_env = dict(ENV, CENTERKIT_FAULT_TRACE=self.trace, PYTHONPATH=CHILD_HOOK, **(env or {}))
         cmd, full_env = make_command(target, full_env, **(self.variables if target == "export" else {}))
         # SIGINT as a terminal gives it: a shell's `cmd &` starts pytest with SIGINT ignored,
         # and an ignored signal stays ignored in every child.

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
+import tiny_data
 import upstream
 from kit_run import error_lines, git_status, make, snapshot
 from centerkit import KitError, centers, chart
@@ -361,8 +362,7 @@ def test_export_writes_the_chart_then_inspect_and_validate_take_the_pkl(v37, tmp
     opts = ["Global.character_dict_path=%s" % (data / "dict.txt"), "Train.dataset.data_dir=%s" % data,
             "Train.dataset.label_file_list=[%s]" % (data / "train.txt")]
     ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "centers.pkl")
-    subprocess.run([sys.executable, os.path.join(HERE, "reference_centers.py"), "init", cfg, ckpt,
-                    str(data / "train.txt"), str(tmp_path / "ref.pkl"), *opts], cwd=v37, check=True, capture_output=True)
+    tiny_data.reference(sys.executable, v37, "init", cfg, ckpt, str(data / "train.txt"), str(tmp_path / "ref.pkl"), opts)
     r = make("export", cwd=v37, env={"PADDLEOCR_VERSION": "v3.7.0"}, CONFIG=cfg, CHECKPOINT=ckpt, OUTPUT=out,
              OPTS=" ".join("-o " + o for o in opts))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 import upstream
+from kit_run import hermetic_env
 from conftest import SDIST_RELEASES
 from centerkit import KitError, patchfile, releases
 from centerkit.patch_queue import PatchQueue, sha256_file
@@ -26,7 +27,7 @@ def test_patch_applies_and_reverts_byte_identical(rel, patch, tmp_path):
     tree = upstream.sdist_tree(rel, str(tmp_path))
     assert releases.series_for(releases.detect_version(tree, environ={})[0]) == rel.series
     subprocess.run(["git", "apply", "--check", patch], cwd=tree, check=True,
-                   env=dict(os.environ, GIT_CEILING_DIRECTORIES=str(tmp_path)))
+                   env=hermetic_env({"GIT_CEILING_DIRECTORIES": str(tmp_path)}))
     files = patchfile.targets(patch)
     before = {f: sha256_file(os.path.join(tree, f)) for f in files}
 
@@ -74,7 +75,7 @@ def with_one_line_broken(patch, dest):
 def test_a_broken_context_line_fails_the_checks(rel, patch, tmp_path):
     tree = upstream.sdist_tree(rel, str(tmp_path / "tree"))
     bad = with_one_line_broken(patch, str(tmp_path))
-    env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(tmp_path))
+    env = hermetic_env({"GIT_CEILING_DIRECTORIES": str(tmp_path)})
     assert subprocess.run(["git", "apply", "--check", bad], cwd=tree, env=env, capture_output=True).returncode != 0
     q = PatchQueue(tree, rel.series)
     q.patches = [bad]

@@ -3,11 +3,12 @@
 
 import os
 import subprocess
-import sys
 
 import numpy as np
 
+import release_envs
 from centerkit.chart import png_bytes
+from kit_run import helper_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KIT = os.path.dirname(HERE)
@@ -43,30 +44,30 @@ def reference(python, tree, mode, cfg, ckpt, labels, ref, opts):
     """Run reference_centers.py (`init`: random-init checkpoint + labels half of which the
     model reads; `centers`: the reference pkl) in the unpatched tree."""
     cmd = [python, os.path.join(HERE, "reference_centers.py"), mode, cfg, ckpt, labels, ref, *opts]
-    subprocess.run(cmd, cwd=tree, check=True, capture_output=True)
+    subprocess.run(cmd, cwd=tree, check=True, capture_output=True, env=helper_env())
 
 
 def release_python(tree, release):
-    """paddle_python for this release's major version, or a pytest skip naming why not."""
+    """paddle_python for this release, or a pytest skip naming why not."""
     import pytest
 
-    from centerkit.releases import parse_version
-
-    python, why = paddle_python(tree, parse_version(release)[0])
+    python, why = paddle_python(tree, release)
     if python is None:
         pytest.skip(why)
     return python
 
 
-def paddle_python(tree, major=3):
+def paddle_python(tree, release="v3.7.0"):
     """(the Python that can run this tree's ppocr with Paddle, None) or (None, why not):
-    PADDLEOCR_PYTHON_V<major>, else PADDLEOCR_PYTHON, else the one running the tests."""
-    python = os.environ.get("PADDLEOCR_PYTHON_V%d" % major) or os.environ.get("PADDLEOCR_PYTHON") or sys.executable
+    the release's test environment (release_envs.py), PADDLEOCR_PYTHON[_V2|_V3] if set."""
+    python, why = release_envs.python_for(release)
+    if python is None:
+        return None, why
     probe = subprocess.run(
         [python, "-c", "import paddle, ppocr.data, ppocr.modeling.architectures, ppocr.postprocess, tools.program"],
-        cwd=tree, capture_output=True, text=True,
+        cwd=tree, capture_output=True, text=True, env=helper_env(),
     )
     if probe.returncode:
         last = (probe.stderr.strip().splitlines() or ["?"])[-1]
-        return None, "%s cannot import this release's ppocr (%s); set PADDLEOCR_PYTHON[_V2]" % (python, last)
+        return None, "%s cannot import %s's ppocr (%s); `make test` builds its environment" % (python, release, last)
     return python, None

@@ -3,9 +3,10 @@
 - sdist tier (always, offline from GitHub): the PyPI sdists paddleocr==2.9.0 ... 3.7.0,
   fetched with pip and checked against the sha256 pinned in patches/releases.tsv. They
   carry tools/ (export_center.py, program.py, train.py) and ppocr/ without ppocr/modeling.
-- clone tier: PADDLEOCR_REPO (a local clone with history) or PADDLEOCR_GIT_URL (cloned
-  once into the cache); one sparse shared clone per release, at the release tag when the
-  clone has it, else at the commit that ../shared/upstream-releases.tsv gives.
+- clone tier: PADDLEOCR_REPO (a local clone with history), else PADDLEOCR_GIT_URL, else
+  ../shared/paddleocr-releases.bundle (one tagged commit per supported release; the last two
+  are cloned once into the cache); one sparse shared clone per release, at the release tag
+  when the clone has it, else at the commit that ../shared/upstream-releases.tsv gives.
 """
 
 import hashlib
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 import git
 
@@ -21,9 +23,9 @@ KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("PPOCR_CENTER_KIT_CACHE") or os.path.join(
     os.path.expanduser("~"), ".cache", "ppocr-center-kit"
 )
-RELEASES_TSV = os.environ.get("PADDLEOCR_RELEASES_TSV") or os.path.join(
-    KIT, "..", "shared", "upstream-releases.tsv"
-)
+SHARED = os.path.join(os.path.dirname(KIT), "shared")
+RELEASES_TSV = os.environ.get("PADDLEOCR_RELEASES_TSV") or os.path.join(SHARED, "upstream-releases.tsv")
+BUNDLE = os.environ.get("PADDLEOCR_RELEASES_BUNDLE") or os.path.join(SHARED, "paddleocr-releases.bundle")
 SDIST_PARTS = ("tools/", "ppocr/", "PKG-INFO")
 SPARSE_DIRS = ("ppocr", "tools", "configs")
 
@@ -82,11 +84,26 @@ def clone_source():
         return repo, ""
     url = os.environ.get("PADDLEOCR_GIT_URL")
     if url:
-        path = os.path.join(CACHE, "upstream.git")
-        if not os.path.isdir(path):
-            git.Repo.clone_from(url, path, bare=True)
-        return path, ""
-    return None, "set PADDLEOCR_REPO=<local PaddleOCR clone> or PADDLEOCR_GIT_URL to run the clone tier"
+        return cached_bare_clone(url, "upstream.git"), ""
+    if os.path.isfile(BUNDLE):
+        # keyed by the bundle's hash: a newer bundle gets its own clone
+        return cached_bare_clone(BUNDLE, "releases-%s.git" % sha256(BUNDLE)[:12]), ""
+    return None, ("no %s; set PADDLEOCR_REPO=<local PaddleOCR clone> or PADDLEOCR_GIT_URL to run "
+                  "the clone tier" % os.path.normpath(BUNDLE))
+
+
+def cached_bare_clone(url, name):
+    """A bare clone of url in the cache, made once (under a temp name, renamed when whole)."""
+    path = os.path.join(CACHE, name)
+    if not os.path.isdir(path):
+        os.makedirs(CACHE, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=name + ".", dir=CACHE)
+        try:
+            git.Repo.clone_from(url, tmp, bare=True)
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
 
 
 def release_revision(source, release):
@@ -105,13 +122,16 @@ def release_revision(source, release):
     return None
 
 
-def release_tree(source, release):
+def release_tree(source, release, gitignore=True):
     """A clean sparse checkout of the release (ppocr/, tools/, configs/, top-level files),
-    a shared clone of `source` kept in the cache and reset before each use."""
+    a shared clone of `source` kept in the cache and reset before each use. Without
+    `gitignore`, upstream's .gitignore is removed in a local commit on top: a clean tree in
+    which nothing the kit leaves behind (bytecode included) is hidden from `git status`."""
     rev = release_revision(source, release)
     if rev is None:
         return None
-    path = os.path.join(CACHE, "trees", hashlib.sha1(os.path.abspath(source).encode()).hexdigest()[:10], release)
+    name = release if gitignore else release + "-no-gitignore"
+    path = os.path.join(CACHE, "trees", hashlib.sha1(os.path.abspath(source).encode()).hexdigest()[:10], name)
     if not os.path.isdir(os.path.join(path, ".git")):
         shutil.rmtree(path, ignore_errors=True)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -121,4 +141,8 @@ def release_tree(source, release):
     # A missing big blob outside the sparse dirs makes git complain on stderr only.
     g.execute(["git", "checkout", "-q", "-f", "--detach", rev], with_extended_output=True)
     g.execute(["git", "clean", "-fdxq"])
+    if not gitignore:
+        g.execute(["git", "rm", "-q", ".gitignore"])
+        g.execute(["git", "-c", "user.name=ppocr-center-kit tests", "-c", "user.email=tests@invalid",
+                   "commit", "-q", "--no-verify", "-m", "tests: a tree without upstream's .gitignore"])
     return path
