@@ -17,8 +17,9 @@ import upstream
 from conftest import SDIST_RELEASES
 from kit_run import KIT, error_lines, make, recipe_exit, snapshot
 from centerkit import KitError, patchfile
-from centerkit.fork import export_center as ec
-from centerkit.patch_queue import PatchQueue, TreeLock, read_manifest
+from centerkit.export_script import export_script as ec
+from centerkit.patch_queue import PatchQueue, read_manifest
+from centerkit.tree import TreeLock
 
 
 def base_config(data):

@@ -5,13 +5,13 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-
-from centerkit.chart import png_bytes
+from centerkit.standin import noise_images
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KIT = os.path.dirname(HERE)
 ALPHABET = "abcdefghij"
+# What a Python started by a test needs to import centerkit (the Makefile's KITPATH).
+KIT_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(KIT, "scripts"), os.environ.get("PYTHONPATH")])))
 
 
 def config_path(name):
@@ -22,13 +22,7 @@ def dataset(data, images=11, seed=7, labels=None, shape=(32, 64)):
     """data/img/<i>.png (noise), data/train.txt (labels[i], default every label 'a' until
     `init` relabels it) and data/dict.txt; returns the -o overrides that point a config at
     them (drop the first, the dictionary, to keep a config's own)."""
-    (data / "img").mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    lines = []
-    for i in range(images):
-        (data / "img" / ("%d.png" % i)).write_bytes(png_bytes(rng.integers(0, 255, shape, dtype=np.uint8)))
-        lines.append("img/%d.png\t%s\n" % (i, labels[i] if labels else "a"))
-    (data / "train.txt").write_text("".join(lines))
+    noise_images(str(data), list(labels or "a" * images)[:images], shape, seed)
     (data / "dict.txt").write_text("".join(c + "\n" for c in ALPHABET))
     return dataset_opts(data)
 
@@ -43,7 +37,7 @@ def reference(python, tree, mode, cfg, ckpt, labels, ref, opts):
     """Run reference_centers.py (`init`: random-init checkpoint + labels half of which the
     model reads; `centers`: the reference pkl) in the unpatched tree."""
     cmd = [python, os.path.join(HERE, "reference_centers.py"), mode, cfg, ckpt, labels, ref, *opts]
-    subprocess.run(cmd, cwd=tree, check=True, capture_output=True)
+    subprocess.run(cmd, cwd=tree, env=KIT_ENV, check=True, capture_output=True)
 
 
 def release_python(tree, release):
