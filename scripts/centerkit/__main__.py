@@ -1,3 +1,5 @@
+"""`python -m centerkit <command>`: the user commands of commands.py."""
+
 import sys
 
 from .commands import main
