@@ -20,9 +20,11 @@ PYTEST_ARGS ?=
 # Python children write their bytecode here, never into the user's clone (users do not
 # set PYTHONDONTWRITEBYTECODE; a clone without upstream's .gitignore would show it).
 export PYTHONPYCACHEPREFIX ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ppocr-center-kit/pycache
-KITPY    = PYTHONPATH="$(KIT)/scripts$${PYTHONPATH:+:$$PYTHONPATH}" "$(PYTHON)" -m centerkit --invoked-from "$(CURDIR)"
+# Every kit entry point (centerkit, tools/, demo/) finds the kit's modules through this one PYTHONPATH.
+KITPATH  = PYTHONPATH="$(KIT)/scripts$${PYTHONPATH:+:$$PYTHONPATH}"
+KITPY    = $(KITPATH) "$(PYTHON)" -m centerkit --invoked-from "$(CURDIR)"
 TREE_ARG = --tree "$(PADDLEOCR)"
-KITTOOL  = "$(PYTHON)" "$(KIT)/tools/$(1)"
+KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 .DEFAULT_GOAL := help
 .PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench
@@ -63,17 +65,17 @@ inspect: ## print a centers pkl's report, chart its samples per class: CENTERS= 
 	@$(call KITTOOL,inspect_centers.py) "$(CENTERS)" --dict "$(DICT)" --force "$(FORCE)"
 
 validate: ## check a pkl against a CenterLoss config, load it with its CenterLoss: CENTERS= CONFIG= [PADDLEOCR=]
-	@$(call KITTOOL,validate_centers.py) --centers "$(CENTERS)" --config "$(CONFIG)" --tree "$(PADDLEOCR)"
+	@$(call KITTOOL,validate_centers.py) --centers "$(CENTERS)" --config "$(CONFIG)" $(TREE_ARG)
 
 demo: $(VENV)/.installed ## built-in default: train a tiny distillation model, export its centers
-	@"$(VENV)/bin/python" "$(KIT)/demo/run_demo.py" --paddleocr "$(PADDLEOCR)" --invoked-from "$(CURDIR)"
+	@$(KITPATH) "$(VENV)/bin/python" "$(KIT)/demo/run_demo.py" $(TREE_ARG) --invoked-from "$(CURDIR)"
 
 test: $(VENV)/.installed ## the test suite: every tier on every release (../shared's bundle or PADDLEOCR_REPO)
 	cd "$(KIT)" && "$(VENV)/bin/python" tests/release_envs.py install && "$(VENV)/bin/python" -m pytest $(PYTEST_ARGS)
 
 smoke: ## seconds-long real export on this clone (tiny config, stand-in checkpoint): for CI pinning a tag
-	@"$(PYTHON)" "$(KIT)/tools/smoke_export.py" --tree "$(PADDLEOCR)" --invoked-from "$(CURDIR)"
+	@$(call KITTOOL,smoke_export.py) $(TREE_ARG) --invoked-from "$(CURDIR)"
 
 bench: ## speed and memory ratios, one run (README quotes them): [PADDLEOCR= BENCH_IMAGES=32 BENCH_CONFIG=]
-	@"$(PYTHON)" "$(KIT)/tools/bench.py" --tree "$(PADDLEOCR)" --invoked-from "$(CURDIR)" \
+	@$(call KITTOOL,bench.py) $(TREE_ARG) --invoked-from "$(CURDIR)" \
 		--images "$(BENCH_IMAGES)" --config "$(BENCH_CONFIG)"

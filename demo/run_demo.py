@@ -7,6 +7,8 @@
 4. trains configs/tiny_distill_ctc_nrtr.yml (Teacher/Student, MultiHead CTC+NRTR) with
    the clone's tools/train.py (the checkpoint is cached in demo-output/ for later runs);
 5. runs `make export` on it and prints what the pkl holds.
+
+Run by the Makefile, which puts the kit's scripts/ on PYTHONPATH.
 """
 
 import argparse
@@ -18,13 +20,10 @@ import shutil
 import subprocess
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-KIT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(KIT, "scripts"))
-sys.path.insert(0, HERE)
-
-from centerkit import KitError, releases, run_tool  # noqa: E402
-from centerkit.cli import cmd_check, find_tree, make_export_command  # noqa: E402
+from centerkit import KIT_ROOT as KIT
+from centerkit import KitError, releases, run_tool
+from centerkit.commands import cmd_check, make_export_command
+from centerkit.tree import find_tree, tool_arguments
 
 UPSTREAM_URL = "https://github.com/PaddlePaddle/PaddleOCR.git"
 CONFIG = os.path.join(KIT, "configs", "tiny_distill_ctc_nrtr.yml")
@@ -90,11 +89,8 @@ def train(tree, data, model_dir, opts):
 
 
 def demo(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--paddleocr", default="")
-    p.add_argument("--invoked-from", default=os.getcwd())
-    a = p.parse_args(argv)
-    tree = get_tree(a.paddleocr, a.invoked_from)
+    a = tool_arguments(__doc__).parse_args(argv)
+    tree = get_tree(a.tree, a.invoked_from)
     # `make check` first: an unknown release or a clone the series does not apply to
     # is one line now, not after minutes of training.
     cmd_check(argparse.Namespace(tree=tree, invoked_from=a.invoked_from))

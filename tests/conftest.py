@@ -17,6 +17,9 @@ HOSTILE = {
     "PYTHON": "/nonexistent/python", "PADDLEOCR_VERSION": "v0.0.1", "PADDLEOCR_RELEASE": "v0.0.1",
     "CENTERS": "/nonexistent/centers.pkl", "DICT": "/nonexistent/dict.txt", "BENCH_IMAGES": "0",
     "MAKEFLAGS": "FORCE=1 NPROC=3", "PYTHONPATH": "/nonexistent/site",
+    # the fault hooks, left in a shell after a test run: without the run's token they do nothing
+    "CENTERKIT_KILL_AT": "apply.done", "CENTERKIT_CHILD_FAULT": "loop:-:KILL", "CENTERKIT_FAULT_TRACE": "/nonexistent/trace",
+    "CENTERKIT_TEST_FAULTS": "/nonexistent/token",
 }
 os.environ.update(HOSTILE)
 

@@ -1,18 +1,15 @@
-"""One rank of the 2-process test (run by paddle.distributed.launch): the fork script's own
-sharding and all_reduce over a synthetic data set whose sample i is a pure function of i.
+"""One rank of the 2-process test (run by paddle.distributed.launch): the export script's
+own sharding and all_reduce over a synthetic data set whose sample i is a pure function of i.
 
-usage: dist_worker.py NUM_SAMPLES BATCH_SIZE OUT_PKL
+usage: PYTHONPATH=<kit>/scripts dist_worker.py NUM_SAMPLES BATCH_SIZE OUT_PKL
 """
 
-import os
 import pickle
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from centerkit.fork import export_center as ec  # noqa: E402
+from centerkit.export_script import export_script as ec
 
 CLASSES, STEPS, WIDTH = 7, 5, 3
 

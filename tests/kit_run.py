@@ -25,9 +25,11 @@ def hermetic_env(extra=None):
 
 
 def helper_env(extra=None):
-    """hermetic_env for the tests' own helpers run inside a tree (reference, stand-in):
-    they must leave no bytecode in it, or they would hide what the kit leaves."""
-    return hermetic_env(dict({"PYTHONDONTWRITEBYTECODE": "1"}, **(extra or {})))
+    """hermetic_env for the tests' own Python helpers (reference, stand-in, workers): the
+    kit's modules on the path as the Makefile's KITPATH puts them, and no bytecode, which
+    in a tree would hide what the kit leaves there."""
+    return hermetic_env(dict({"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": os.path.join(KIT, "scripts")},
+                             **(extra or {})))
 
 
 def make_command(target, env=None, wrap=(), **variables):

@@ -8,34 +8,31 @@
            last FC layer (not the kit's patch), and average them with upstream's own
            tools/program.py update_center (not the kit's math); pickle the result.
 
-usage: reference_centers.py init|centers CONFIG CKPT LABELS OUT_PKL [Key=value ...]
+usage: PYTHONPATH=<kit>/scripts reference_centers.py init|centers CONFIG CKPT LABELS OUT_PKL [Key=value ...]
 """
 
 import os
 import pickle
 import sys
 
-sys.path.insert(0, os.getcwd())
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+sys.path.insert(0, os.getcwd())  # the tree's ppocr and tools
 
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
-from centerkit.fork import export_center as ec  # noqa: E402
+from centerkit.export_script import export_script as ec  # noqa: E402
 from ppocr.data import build_dataloader  # noqa: E402
 from ppocr.modeling.architectures import build_model  # noqa: E402
-from ppocr.postprocess import build_post_process  # noqa: E402
 from ppocr.utils.logging import get_logger  # noqa: E402
 
 
 def setup(config_path, opts):
     config = ec.load_config(config_path, ec.parse_opts(opts))
     config["Global"]["checkpoints"] = None
-    post = build_post_process(dict(config["PostProcess"]), config["Global"])
-    name = ec.derive_export_config(config, len(post.character))
+    name = ec.derive_export_config(config, ec.post_process_classes(config))
     for m in config["Architecture"].get("Models", {}).values():
         m.pop("pretrained", None)
-    ctc = build_post_process({"name": "CTCLabelDecode"}, dict(config["Global"]))
+    ctc = ec.ctc_decoder(config["Global"])
     return config, name, ctc
 
 

@@ -17,8 +17,9 @@ import upstream
 from conftest import SDIST_RELEASES
 from kit_run import KIT, error_lines, make, recipe_exit, snapshot
 from centerkit import KitError, patchfile
-from centerkit.fork import export_center as ec
-from centerkit.patch_queue import PatchQueue, TreeLock, read_manifest
+from centerkit.export_script import export_script as ec
+from centerkit.patch_queue import PatchQueue, read_manifest
+from centerkit.tree import TreeLock
 
 
 def base_config(data):
@@ -240,7 +241,7 @@ def full_disk(monkeypatch, where):
 @pytest.mark.parametrize("existing", [False, True], ids=["new", "over-existing"])
 @pytest.mark.parametrize("where", ["write", "fsync"])
 def test_full_disk_output_write(tmp_path, monkeypatch, where, existing):
-    """The fork script's output write on a full disk: one line naming the path and the
+    """The export script's output write on a full disk: one line naming the path and the
     fix, no temp file or partial pkl left, an existing output (FORCE=1) untouched."""
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -261,7 +262,7 @@ def test_full_disk_output_write(tmp_path, monkeypatch, where, existing):
 
 
 def test_full_disk_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
-    """Through the fork script's main: exit code 2 and one `export_center: error:` line.
+    """Through the export script's main: exit code 2 and one `export_center: error:` line.
     Paddle and ppocr are not needed up to the write: run() is cut down to it."""
     data = tmp_path
     out = data / "centers.pkl"

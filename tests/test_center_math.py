@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import upstream
 from conftest import SDIST_RELEASES
 from centerkit import stock
-from centerkit.fork import export_center as ec
+from centerkit.export_script import export_script as ec
 
 paddle = pytest.importorskip("paddle", reason="paddlepaddle is needed to run upstream's update_center")
 

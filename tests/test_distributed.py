@@ -13,8 +13,8 @@ import pytest
 import dist_worker
 import tiny_data
 import upstream
-from kit_run import git_status, hermetic_env, make
-from centerkit.fork import export_center as ec
+from kit_run import git_status, helper_env, make
+from centerkit.export_script import export_script as ec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,7 +30,7 @@ def test_two_processes_equal_one(tmp_path):
     out = tmp_path / "centers.pkl"
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
            "--log_dir", str(tmp_path / "log"), os.path.join(HERE, "dist_worker.py"), "23", "4", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=hermetic_env())
+    r = subprocess.run(cmd, env=helper_env(), capture_output=True, text=True, timeout=300)
     logs = "".join(p.read_text() for p in (tmp_path / "log").glob("*"))
     assert r.returncode == 0, r.stderr[-2000:] + logs[-2000:]
     with open(out, "rb") as f:

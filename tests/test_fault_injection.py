@@ -11,7 +11,8 @@ real v3.7.0 tree is killed at every step of apply, run and revert, then `make st
 
 Kit steps are hit exactly through faults.fault_point (CENTERKIT_KILL_AT); steps inside the
 export child, which the kit does not own, through tests/child_faults/sitecustomize.py, and
-one by timing. Apply/revert points need only git: without Paddle the child fails at once
+one by timing. Both act only when CENTERKIT_TEST_FAULTS names this test run's token file: a
+CENTERKIT_KILL_AT a user's shell inherited does nothing (tested here too). Apply/revert points need only git: without Paddle the child fails at once
 and the revert after it still runs; the run-phase tests then skip.
 """
 
@@ -21,6 +22,7 @@ import pickle
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -28,8 +30,8 @@ import pytest
 
 import tiny_data
 import upstream
-from kit_run import error_lines, git_status, make, make_command, recipe_exit, snapshot
-from centerkit import patchfile, releases
+from kit_run import error_lines, git_status, helper_env, make, make_command, recipe_exit, snapshot
+from centerkit import faults, patchfile, releases
 from centerkit.patch_queue import read_manifest, state_dir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -100,8 +102,16 @@ def _prepare(tree, base):
     return python, why
 
 
+@pytest.fixture(scope="session")
+def fault_token(tmp_path_factory):
+    """The file that arms fault injection (centerkit.faults.armed) for this test run only."""
+    path = tmp_path_factory.mktemp("armed") / "token"
+    path.write_text(faults.TOKEN_TEXT)
+    return str(path)
+
+
 @pytest.fixture
-def run(clone_source, tmp_path_factory, tmp_path):
+def run(clone_source, tmp_path_factory, tmp_path, fault_token):
     """A clean v3.7.0 tree, a fresh copy of the user's files and earlier outputs (Run)."""
     tree = upstream.release_tree(clone_source, RELEASE)
     if tree is None:
@@ -118,12 +128,12 @@ def run(clone_source, tmp_path_factory, tmp_path):
     for name, data in OLD.items():  # an earlier export's files, overwritten only by a finished run
         (out / name).write_bytes(data)
     (out / "other.pkl").write_bytes(b"another model's centers")
-    return Run(tree, user, python, why)
+    return Run(tree, user, python, why, fault_token)
 
 
 class Run:
-    def __init__(self, tree, user, python, why):
-        self.tree, self.user, self.python, self.why = tree, user, python, why
+    def __init__(self, tree, user, python, why, token):
+        self.tree, self.user, self.python, self.why, self.token = tree, user, python, why, token
         self.trace = str(user.parent / "trace.txt")
         self.targets_before = self.target_snapshot()
         self.user_before = self.user_snapshot()
@@ -147,11 +157,13 @@ class Run:
     def make(self, target, **extra):
         return make(target, cwd=self.tree, env=ENV, **(self.variables if target == "export" else {}), **extra)
 
-    def make_in_session(self, env=None, kill_when=None, target="export"):
+    def make_in_session(self, env=None, kill_when=None, target="export", armed=True):
         """make <target> in a session of its own (its process group is what a fault kills);
         returns (returncode, stdout, stderr) once every process of it has exited.
-        kill_when: SIGKILL the group as soon as a line of its stdout contains this."""
-        full_env = dict(ENV, CENTERKIT_FAULT_TRACE=self.trace, PYTHONPATH=CHILD_HOOK, **(env or {}))
+        kill_when: SIGKILL the group as soon as a line of its stdout contains this.
+        armed: with the test run's token (else fault variables are as a user's shell's)."""
+        token = {"CENTERKIT_TEST_FAULTS": self.token} if armed else {}
+        full_env = dict(ENV, CENTERKIT_FAULT_TRACE=self.trace, PYTHONPATH=CHILD_HOOK, **token, **(env or {}))
         cmd, full_env = make_command(target, full_env, **(self.variables if target == "export" else {}))
         # SIGINT as a terminal gives it: a shell's `cmd &` starts pytest with SIGINT ignored,
         # and an ignored signal stays ignored in every child.
@@ -340,11 +352,39 @@ def test_full_disk_writing_an_output(run, name):
 
 
 def test_no_kill_hook_without_the_variable():
-    """The hook costs nothing and does nothing in a real run: the flag is read once."""
-    from centerkit import faults
-
-    if os.environ.get("CENTERKIT_KILL_AT") or os.environ.get("CENTERKIT_FAULT_TRACE"):
-        pytest.skip("the fault hook is armed in this environment")
+    """The hook costs nothing and does nothing in a real run: the flag is read once (this
+    process has conftest.HOSTILE's CENTERKIT_KILL_AT, without the test run's token)."""
     assert not faults._ACTIVE
     faults.fault_point("apply.done")  # would kill this very process were it armed
     assert faults._seen == {}
+
+
+def test_inherited_fault_variables_alone_do_nothing(run):
+    """CENTERKIT_KILL_AT, CENTERKIT_CHILD_FAULT and CENTERKIT_FAULT_TRACE left in a user's
+    shell (the test hook even on PYTHONPATH), without the test run's token: nothing is
+    killed or traced, and the export completes."""
+    run.need_paddle()
+    rc, stdout, stderr = run.make_in_session({"CENTERKIT_KILL_AT": "apply.done", "CENTERKIT_CHILD_FAULT": "loop:-:KILL"},
+                                             armed=False)
+    assert rc == 0, stdout[-2000:] + stderr[-2000:]
+    assert run.traced() == []
+    run.check_clean(new_outputs_ok=True)
+    assert all((run.user / "out" / n).read_bytes() != old for n, old in OLD.items())
+
+
+@pytest.mark.parametrize("token", ["none", "missing file", "other text", "armed"])
+def test_fault_points_need_the_test_runs_token(tmp_path, token):
+    """No clone needed: a process with CENTERKIT_KILL_AT set reaches the point and goes on,
+    unless CENTERKIT_TEST_FAULTS names a file holding faults.TOKEN_TEXT."""
+    env = helper_env({"CENTERKIT_KILL_AT": "apply.done", "CENTERKIT_FAULT_TRACE": str(tmp_path / "trace")})
+    if token != "none":
+        env["CENTERKIT_TEST_FAULTS"] = str(tmp_path / "token")
+    if token in ("other text", "armed"):
+        (tmp_path / "token").write_text(faults.TOKEN_TEXT if token == "armed" else "1\n")
+    code = "from centerkit import faults; faults.fault_point('apply.done'); print('went on')"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, start_new_session=True)
+    if token == "armed":
+        assert r.returncode == -signal.SIGKILL and (tmp_path / "trace").read_text() == "apply.done#1\n"
+    else:
+        assert r.returncode == 0 and r.stdout == "went on\n", r.stderr
+        assert not (tmp_path / "trace").exists()

@@ -10,7 +10,7 @@ import pytest
 
 import upstream
 from conftest import SDIST_RELEASES
-from centerkit.fork import export_center as ec
+from centerkit.export_script import export_script as ec
 
 CHARS = 100
 

@@ -1,7 +1,7 @@
 """`make inspect`, `make validate` and the samples chart.
 
 Without a PaddleOCR clone (CI): the strict pkl format check, inspect from a report and
-from the pkl alone, the chart's pixels, the export refusing an existing chart, and the
+from the pkl alone, the chart's data, the export refusing an existing chart, and the
 validate checks made before Paddle is imported. Clone tier (PADDLEOCR_REPO, v3.7.0):
 validate against upstream's own CenterLoss config, loading through the clone's
 ppocr.losses.center_loss.CenterLoss, and a real `make export` writing the chart.
@@ -12,11 +12,9 @@ import json
 import os
 import pickle
 import re
-import struct
-import subprocess
 import sys
-import zlib
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -24,9 +22,9 @@ import yaml
 import tiny_data
 import upstream
 from kit_run import error_lines, git_status, make, snapshot
-from centerkit import KitError, centers, chart
-from centerkit.cli import write_samples_chart
-from centerkit.fork import export_center as ec
+from centerkit import KitError, centers, chart, files
+from centerkit.export_script import export_script as ec
+from centerkit.standin import noise_images
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _spec = importlib.util.spec_from_file_location("validate_centers", os.path.join(os.path.dirname(HERE), "tools", "validate_centers.py"))
@@ -47,7 +45,7 @@ def rand_centers(classes, width, seed=0):
 
 
 def exported(folder, classes=(0, 1, 2, 4), width=8):
-    """A pkl and the report.json beside it, as the fork script writes them."""
+    """A pkl and the report.json beside it, as the export script writes them."""
     acc = ec.CenterAccumulator(6, width)
     rng = np.random.default_rng(1)
     idx = np.array([list(classes) * 3])
@@ -62,29 +60,10 @@ def exported(folder, classes=(0, 1, 2, 4), width=8):
     return pkl, report
 
 
-def read_png(path):
-    """(width, height, gray pixels) of an 8-bit grayscale, filter-0 PNG, checking every CRC."""
-    with open(path, "rb") as f:
-        data = f.read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, {}
-    while pos < len(data):
-        (n,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
-        assert struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0] == zlib.crc32(kind + body) & 0xFFFFFFFF
-        chunks[kind] = chunks.get(kind, b"") + body
-        pos += 12 + n
-    w, h, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    assert (depth, color) == (8, 0)
-    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(h, w + 1)
-    assert not rows[:, 0].any()
-    return w, h, rows[:, 1:]
-
-
-def bar_heights(img):
-    """Bar pixels per column, left to right, of a rendered chart's plot area."""
-    cols = (img == chart.BAR).sum(axis=0)
-    return cols[np.flatnonzero(cols)[0]:]
+def bars(fig):
+    """(heights, labels, y scale) of the chart's bars, left to right."""
+    top = fig.axes[0]
+    return [p.get_height() for p in top.patches], [t.get_text() for t in top.get_xticklabels()], top.get_yscale()
 
 
 def rows(stdout):
@@ -160,12 +139,10 @@ def test_inspect_prints_the_exports_report_and_writes_the_chart_once(tmp_path):
     pkl, report = exported(tmp_path)
     r = inspect(tmp_path, "c.pkl")  # relative to where make runs
     assert r.returncode == 0, r.stderr
-    assert ec.format_report(report) in r.stdout  # the fork's own table, not a copy
+    assert ec.format_report(report) in r.stdout  # the export script's own table, not a copy
     assert rows(r.stdout)["report"] == "c.report.json" and rows(r.stdout)["characters without a center"] == "1 c"
     png = tmp_path / "c.samples.png"
-    w, h, pixels = read_png(str(png))
-    counts = sorted(report["samples_per_class"].values(), reverse=True)
-    assert np.array_equal(pixels, chart.render(counts))
+    assert png.read_bytes() == chart.png(report["samples_per_class"])  # the chart of the report's counts
 
     before = png.read_bytes()
     png.write_bytes(b"mine")
@@ -208,31 +185,47 @@ def test_inspect_from_the_pkl_alone(tmp_path):
 
 
 # -- the chart -----------------------------------------------------------------------------
-def test_png_bytes_round_trip(tmp_path):
-    pixels = np.random.default_rng(3).integers(0, 256, (7, 13), dtype=np.uint8)
-    (tmp_path / "x.png").write_bytes(chart.png_bytes(pixels))
-    w, h, back = read_png(str(tmp_path / "x.png"))
-    assert (w, h) == (13, 7) and np.array_equal(back, pixels)
+def test_noise_images_round_trip(tmp_path):
+    """The test images (and make smoke's) are PNGs that OpenCV, PaddleOCR's reader, reads
+    back as written."""
+    opts = noise_images(str(tmp_path), "ab", (7, 13), seed=3)
+    rng = np.random.default_rng(3)
+    for i in range(2):
+        back = cv2.imread(str(tmp_path / "img" / ("%d.png" % i)), cv2.IMREAD_UNCHANGED)
+        assert back.shape == (7, 13) and np.array_equal(back, rng.integers(0, 255, (7, 13), dtype=np.uint8))
+    assert (tmp_path / "train.txt").read_text() == "img/0.png\ta\nimg/1.png\tb\n"
+    assert opts == ["Train.dataset.data_dir=%s" % tmp_path, "Train.dataset.label_file_list=[%s]" % (tmp_path / "train.txt")]
 
 
 def test_chart_sorts_classes_and_picks_the_axis():
-    step = 20  # bar width for a few classes
-    lin = bar_heights(chart.render([2, 4, 3]))
-    assert list(lin[::step][:3]) == [chart.PLOT_H, chart.PLOT_H * 3 // 4, chart.PLOT_H // 2]
-    log = bar_heights(chart.render([1, 100, 10]))  # 100x range: log axis from 1 to 100
-    assert list(log[::step][:3]) == [chart.PLOT_H, chart.PLOT_H // 2, 1]
-    assert list(bar_heights(chart.render([1, 100, 10], "linear"))[::step][:3]) == [200, 20, 2]
-    many = chart.render(np.arange(1, 5001))  # more classes than columns: still one image
-    assert many.shape[1] < chart.MAX_PLOT_W + 100
+    assert bars(chart.figure({"0": 2, "1": 4, "2": 3})) == ([4, 3, 2], ["1", "2", "0"], "linear")
+    assert bars(chart.figure({"0": 1, "1": 100, "2": 10})) == ([100, 10, 1], ["1", "2", "0"], "log")  # 100x range
+    assert bars(chart.figure({"0": 1, "1": 100, "2": 10}, "linear"))[2] == "linear"
+    small = chart.figure({"0": 2, "1": 4})
+    many = chart.figure({str(c): c for c in range(1, 5001)})  # more classes than bars: the top ones
+    heights, labels, scale = bars(many)
+    assert heights == list(range(5000, 5000 - chart.TOP_N, -1)) and labels == [str(h) for h in heights]
+    assert scale == "log"  # 5000x range
+    assert sum(p.get_height() for p in many.axes[1].patches) == 5000  # every class in the histogram
+    assert (many.get_size_inches() == small.get_size_inches()).all()  # one size, whatever the classes
 
 
 def test_export_writes_the_chart_of_the_childs_report_and_never_over_a_file(tmp_path):
     pkl, report = exported(tmp_path)
-    png = chart.png_path(pkl)
-    write_samples_chart(str(tmp_path / "c.report.json"), png, force=False)
-    assert np.array_equal(read_png(png)[2], chart.render(report["samples_per_class"].values()))
+    png = files.chart_path(pkl)
+    chart.write_of_report(str(tmp_path / "c.report.json"), png, force=False)
+    with open(png, "rb") as f:
+        assert f.read() == chart.png(report["samples_per_class"])
     with pytest.raises(KitError, match="exists"):
-        write_samples_chart(str(tmp_path / "c.report.json"), png, force=False)
+        chart.write_of_report(str(tmp_path / "c.report.json"), png, force=False)
+
+
+def test_the_kit_names_files_as_the_export_script_does(tmp_path):
+    """The export script writes its report and temp files by its own rules (it may not
+    import the kit); the kit's inspect and revert find them by files.py's."""
+    out = str(tmp_path / "c.pkl")
+    assert ec.output_paths({"Export": {"output": out}}) == (out, files.report_path(out))
+    assert ec.temp_prefix(out) == files.temp_prefix(out)
 
 
 def fake_tree(tmp_path):
@@ -352,25 +345,19 @@ def test_validate_against_upstream_config_refuses(v37, tmp_path, case):
 
 def test_export_writes_the_chart_then_inspect_and_validate_take_the_pkl(v37, tmp_path):
     data = tmp_path / "data"
-    (data / "img").mkdir(parents=True)
-    rng = np.random.default_rng(7)
-    for i in range(11):
-        (data / "img" / ("%d.png" % i)).write_bytes(chart.png_bytes(rng.integers(0, 255, (32, 64), dtype=np.uint8)))
-    (data / "train.txt").write_text("".join("img/%d.png\ta\n" % i for i in range(11)))
-    (data / "dict.txt").write_text("".join(c + "\n" for c in "abcdefghij"))
-    cfg = os.path.join(os.path.dirname(HERE), "configs", "tiny_plain_ctc.yml")
-    opts = ["Global.character_dict_path=%s" % (data / "dict.txt"), "Train.dataset.data_dir=%s" % data,
-            "Train.dataset.label_file_list=[%s]" % (data / "train.txt")]
+    opts = tiny_data.dataset(data, images=11)
+    cfg = tiny_data.config_path("tiny_plain_ctc.yml")
     ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "centers.pkl")
     tiny_data.reference(sys.executable, v37, "init", cfg, ckpt, str(data / "train.txt"), str(tmp_path / "ref.pkl"), opts)
     r = make("export", cwd=v37, env={"PADDLEOCR_VERSION": "v3.7.0"}, CONFIG=cfg, CHECKPOINT=ckpt, OUTPUT=out,
              OPTS=" ".join("-o " + o for o in opts))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    png = chart.png_path(out)
+    png = files.chart_path(out)
     assert "wrote %s" % png in r.stdout
     with open(os.path.splitext(out)[0] + ".report.json") as f:
         report = json.load(f)
-    assert np.array_equal(read_png(png)[2], chart.render(report["samples_per_class"].values()))
+    with open(png, "rb") as f:
+        assert f.read() == chart.png(report["samples_per_class"])
 
     r = inspect(tmp_path, out)
     assert r.returncode == 0 and ec.format_report(report) in r.stdout and "exists, kept" in r.stdout, r.stderr

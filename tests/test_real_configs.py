@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from kit_run import KIT, git_status, helper_env, make
+from kit_run import git_status, helper_env, make
 import tiny_data
 
 REAL_CONFIG_RELEASES = ["v2.8.0", "v2.9.0", "v3.7.0"]
@@ -59,7 +59,7 @@ def test_real_config_exports(tree_of, release, family, tmp_path):
     opts += ["Eval.loader.num_workers=0"] + EXTRA_OPTS.get(family, [])
     ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "train_center.pkl")
     made = subprocess.run([python, "-m", "centerkit.standin", config, ckpt, "1"] + opts, cwd=tree,
-                          env=helper_env({"PYTHONPATH": os.path.join(KIT, "scripts")}), capture_output=True, text=True)
+                          env=helper_env(), capture_output=True, text=True)
     assert made.returncode == 0, made.stderr[-3000:]
     standin = json.loads(made.stdout.splitlines()[-1])
     width, one = standin["widths"].get("Student", standin["widths"].get("")), standin["class_index"]

@@ -4,10 +4,8 @@
 import os
 import subprocess
 
-import numpy as np
-
 import release_envs
-from centerkit.chart import png_bytes
+from centerkit.standin import noise_images
 from kit_run import helper_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,13 +21,7 @@ def dataset(data, images=11, seed=7, labels=None, shape=(32, 64)):
     """data/img/<i>.png (noise), data/train.txt (labels[i], default every label 'a' until
     `init` relabels it) and data/dict.txt; returns the -o overrides that point a config at
     them (drop the first, the dictionary, to keep a config's own)."""
-    (data / "img").mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    lines = []
-    for i in range(images):
-        (data / "img" / ("%d.png" % i)).write_bytes(png_bytes(rng.integers(0, 255, shape, dtype=np.uint8)))
-        lines.append("img/%d.png\t%s\n" % (i, labels[i] if labels else "a"))
-    (data / "train.txt").write_text("".join(lines))
+    noise_images(str(data), list(labels or "a" * images)[:images], shape, seed)
     (data / "dict.txt").write_text("".join(c + "\n" for c in ALPHABET))
     return dataset_opts(data)
 

@@ -16,13 +16,14 @@ Run with the Python of a PaddleOCR tree (paddle + the tree's requirements):
 
 The last line is machine-readable:
 bench: accumulate_speedup=.. e2e_vs_recipe=.. e2e_vs_floor=.. mem_10k_over_1k=.. nproc2_speedup=..
+
+Run by the Makefile, which puts the kit's scripts/ on PYTHONPATH.
 """
 
 import argparse
 import copy
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,17 +31,16 @@ import time
 
 import numpy as np
 
-KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(KIT, "scripts"))
-
-from centerkit import KitError, releases, stock  # noqa: E402
-from centerkit.cli import _raise_interrupt, find_tree, make_export_command  # noqa: E402
-from centerkit.fork import export_center as ec  # noqa: E402
-from centerkit.patch_queue import PatchQueue, TreeLock  # noqa: E402
-from centerkit.standin import make_standin, noise_images  # noqa: E402
+from centerkit import KIT_ROOT, KitError, stock
+from centerkit.commands import make_export_command
+from centerkit.export_script import export_script
+from centerkit.patch_queue import PatchQueue
+from centerkit.standin import make_standin, noise_images
+from centerkit.supervise import interrupt_on_term
+from centerkit.tree import TreeLock, find_tree, tool_arguments
 
 SVTRV2_DISTILL = ["configs/rec/SVTRv2/ch_SVTRv2_rec_distillation.yml", "configs/rec/SVTRv2/rec_svtrv2_ch_distillation.yml"]
-TINY_PLAIN = os.path.join(KIT, "configs", "tiny_plain_ctc.yml")
+TINY_PLAIN = os.path.join(KIT_ROOT, "configs", "tiny_plain_ctc.yml")
 
 
 def best_of(fn, repeat):
@@ -67,7 +67,7 @@ def bench_accumulate(tree):
     class_idx = probs.numpy().argmax(axis=-1)
 
     def ours(batches=16):  # per batch, with the final fold of the float32 partials amortised
-        acc = ec.CenterAccumulator(C, D)
+        acc = export_script.CenterAccumulator(C, D)
         for _ in range(batches):
             acc.update(feats, class_idx, np.ones(B, bool))
         acc.totals()
@@ -100,17 +100,14 @@ def make_export(tree, config, ckpt, out, opts, **extra):
 
 def derived(config_path, opts, ckpt, model="Student", keep_all=False):
     """The export's config (ours), or with keep_all the recipe's: every sub-model kept."""
-    from ppocr.postprocess import build_post_process
-
-    config = ec.load_config(config_path, ec.parse_opts(opts + ["Global.checkpoints=%s" % ckpt, "Export.model=%s" % model]))
-    char_num = len(build_post_process(dict(config["PostProcess"]), config["Global"]).character)
+    config = export_script.load_config(config_path, export_script.parse_opts(opts + ["Global.checkpoints=%s" % ckpt, "Export.model=%s" % model]))
+    char_num = export_script.post_process_classes(config)
     full = copy.deepcopy(config)
-    ec.derive_export_config(config, char_num)
-    if keep_all:  # the recipe: return_feats on every CTC head, the whole model
-        ec.set_head_channels(full, char_num)
+    export_script.derive_export_config(config, char_num)
+    if keep_all:  # the recipe: the whole model (loop_seconds switches every CTC head's features on)
+        export_script.set_head_channels(full, char_num)
         for sub in full["Architecture"]["Models"].values():
             sub.pop("pretrained", None)
-            ec.ctc_head_config(sub)["return_feats"] = True
         full["Eval"] = config["Eval"]
         return full
     return config
@@ -125,8 +122,8 @@ def loop_seconds(config, body):
 
     model = build_model(config["Architecture"])
     load_model(config, model)
-    for head in (l for l in model.sublayers() if type(l).__name__ == "CTCHead"):
-        setattr(head, ec.EVAL_FEATS_SWITCH, True)  # the recipe's hand edit of rec_ctc_head.py
+    for head in export_script.ctc_heads(model):
+        setattr(head, export_script.EVAL_FEATS_SWITCH, True)  # the recipe's hand edit of rec_ctc_head.py
     model.eval()
     loader = build_dataloader(config, "Eval", paddle.set_device("cpu"), get_logger())
     start = time.perf_counter()
@@ -139,19 +136,18 @@ def loop_in_patched_tree(kind, config, ckpt, opts):
     """Seconds of the recipe's or the floor's loop; run in a fresh interpreter after the
     series is applied, so ppocr is imported patched (the recipe's hand edits)."""
     import paddle
-    from ppocr.postprocess import build_post_process
 
     if kind == "floor":
         with paddle.no_grad():
             return loop_seconds(derived(config, opts, ckpt), lambda model, batch: model(batch[0]))
     cfg = derived(config, opts, ckpt, keep_all=True)
     update_center = stock.stock_update_center(os.path.join(os.getcwd(), "tools", "program.py"))
-    decode = build_post_process({"name": "CTCLabelDecode"}, dict(cfg["Global"]))
+    decode = export_script.ctc_decoder(cfg["Global"])
     centers = {}
 
     def recipe_step(model, batch):
         nonlocal centers
-        feats, probs = ec.head_outputs(model(batch[0])["Student"])  # the dict-unpacking fix
+        feats, probs = export_script.head_outputs(model(batch[0])["Student"])  # the dict-unpacking fix
         centers = update_center(centers, decode(probs, batch[1].numpy()), (feats, probs))
 
     return loop_seconds(cfg, recipe_step)
@@ -164,7 +160,7 @@ def bench_e2e(tree, config, images, work):
     _, report, _ = make_export(tree, config, ckpt, os.path.join(work, "svtr.pkl"), opts)
     ours = report["seconds"]
     loops = {}
-    q = PatchQueue(tree, releases.series_for(releases.detect_version(tree)[0]))
+    q, _ = PatchQueue.for_tree(tree)
     with TreeLock(tree), q.applied():
         for kind in ("recipe", "floor"):
             cmd = [sys.executable, os.path.abspath(__file__), "--loop", kind, "--config", config,
@@ -199,11 +195,9 @@ def bench_memory_and_nproc(tree, work):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = tool_arguments(__doc__)
     p.add_argument("--images", type=int, default=32, help="images for the SVTRv2 end-to-end run")
     p.add_argument("--config", default="", help="distillation config (default: the tree's SVTRv2 one)")
-    p.add_argument("--tree", default="")
-    p.add_argument("--invoked-from", default=os.getcwd())
     p.add_argument("--loop", choices=["recipe", "floor"], help=argparse.SUPPRESS)
     p.add_argument("--ckpt", help=argparse.SUPPRESS)
     p.add_argument("--opts", help=argparse.SUPPRESS)
@@ -218,8 +212,7 @@ def main():
         raise SystemExit("ppocr-center-kit: error: %s" % e)
     os.chdir(tree)
     sys.path.insert(0, tree)
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # like Ctrl-C: the series is reverted on the way out
-        signal.signal(sig, _raise_interrupt)
+    interrupt_on_term()  # like Ctrl-C: the series is reverted on the way out
     config = a.config or next((c for c in SVTRV2_DISTILL if os.path.isfile(os.path.join(tree, c))), None)
     if config is None:
         raise SystemExit("bench: this tree has no SVTRv2 distillation config; pass BENCH_CONFIG=<config>")

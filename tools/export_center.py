@@ -14,8 +14,10 @@ The centers are the mean CTC-head input feature of every time step, grouped by t
 argmax class, over the training images the model recognises exactly (as upstream).
 Under paddle.distributed.launch or spawn each rank reads every N-th image and rank 0
 writes the result of one all_reduce.
-Everything that does not need Paddle (option parsing, config derivation, center math)
-is importable without it, so the kit's checks and tests share this one copy.
+Self-contained: it runs alone in the clone (also after `make apply`) and imports nothing
+from the kit. What does not need Paddle (option parsing, config derivation, center math,
+the report) is importable without it: the kit loads this file (centerkit.export_script)
+for that knowledge instead of keeping a second copy.
 """
 
 import json
@@ -125,18 +127,13 @@ def chosen_model_arch(config):
     return None, arch
 
 
-def ctc_head_config(model_arch):
-    """The dict that configures the CTCHead of one (sub-)model, created if empty."""
+def require_ctc_head(model_arch):
+    """Raise ExportError unless one (sub-)model's Head is a CTCHead or a MultiHead with one."""
     head = model_arch.get("Head") or {}
     if head.get("name") == "CTCHead":
-        return head
-    if head.get("name") == "MultiHead":
-        for entry in head.get("head_list") or []:
-            if "CTCHead" in entry:
-                ctc = entry["CTCHead"] = entry["CTCHead"] or {}
-                if ctc.get("Head") is None:
-                    ctc["Head"] = {}
-                return ctc["Head"]
+        return
+    if head.get("name") == "MultiHead" and any("CTCHead" in entry for entry in head.get("head_list") or []):
+        return
     raise ExportError(
         "the model's Head is %s, not CTCHead or a MultiHead with a CTCHead; centers are "
         "CTC features, so pass a CTC recognition config" % (head.get("name") or "missing")
@@ -154,7 +151,7 @@ def check_rec_ctc_config(config):
     for section in ("Global", "PostProcess", "Train", "Eval"):
         if not isinstance(config.get(section), dict):
             raise ExportError("the config has no %s section; pass a full training config" % section)
-    return ctc_head_config(chosen_model_arch(config)[1])
+    require_ctc_head(chosen_model_arch(config)[1])
 
 
 def set_head_channels(config, char_num):
@@ -162,6 +159,9 @@ def set_head_channels(config, char_num):
 
     char_num is len(post_process.character) of the config's PostProcess. v2.7.0 only looked
     at the last loss, which raises KeyError: 'NRTRLabelDecode' on PP-OCRv4 distillation.
+    The SAR losses' ignore_index is set as train.py sets it, although the export builds no
+    loss: so the whole derivation is train.py's, and tests/test_head_channels.py proves it
+    equal to the block in each release's own train.py, config for config.
     """
     arch, post_name = config["Architecture"], config["PostProcess"]["name"]
     losses = (config.get("Loss") or {}).get("loss_config_list") or []
@@ -200,18 +200,19 @@ def _multihead_channels(char_num, post_name, sar, nrtr, prefix=""):
 
 
 def derive_export_config(config, char_num):
-    """Turn a training config into the one export builds; returns the exported model name.
+    """Turn a checked training config (check_rec_ctc_config) into the one export builds, in
+    memory (the YAML is never edited); returns the exported model name.
 
     - Head channels as tools/train.py computes them;
     - only the chosen sub-model of a Distillation config is built, and its `pretrained`
       path is dropped when a global checkpoint is given (upstream loads those while
       building the model and stops if they are missing);
-    - return_feats on the chosen CTC head, in memory: the YAML is never edited;
     - the Train data read through the Eval pipeline: Eval transforms, no multi-scale
       sampler (the stock export copies MultiScaleDataSet onto Eval and hangs), every
       image once and in order.
+    The CTC head's features come from the patched head's EVAL_FEATS_SWITCH, set on the
+    built model (its `return_feats` option has no effect in eval mode).
     """
-    check_rec_ctc_config(config)
     set_head_channels(config, char_num)
     name, model_arch = chosen_model_arch(config)
     arch = config["Architecture"]
@@ -220,7 +221,6 @@ def derive_export_config(config, char_num):
         arch["Models"] = {name: model_arch}
         if has_checkpoint:
             model_arch.pop("pretrained", None)
-    ctc_head_config(model_arch)["return_feats"] = True
 
     train_ds, eval_ds = config["Train"]["dataset"], config["Eval"]["dataset"]
     multi_scale = ("MultiScaleDataSet", "MSTextRecDataset")  # no multi-scale sampler in Eval
@@ -243,7 +243,14 @@ def checkpoint_path(config):
     return g.get("checkpoints") or g.get("pretrained_model") or None
 
 
+def checkpoint_prefix(path):
+    """A checkpoint path as PaddleOCR names it: without .pdparams (given with it or not)."""
+    return path[: -len(".pdparams")] if path.endswith(".pdparams") else path
+
+
 def output_paths(config):
+    """(pkl, report.json) the export writes: Export.output, Export.report (default: beside
+    the pkl, <output without .pkl>.report.json)."""
     out = config["Export"]["output"]
     report = config["Export"].get("report") or (os.path.splitext(out)[0] + ".report.json")
     return out, report
@@ -471,9 +478,29 @@ def publish(tmp, path, force):
 # ---------------------------------------------------------------------------------------
 # The run (needs Paddle and the PaddleOCR tree this file sits in)
 # ---------------------------------------------------------------------------------------
+def ctc_heads(net):
+    """The CTCHead layers of a built (sub-)model, outermost first."""
+    return [layer for layer in net.sublayers(include_self=True) if type(layer).__name__ == "CTCHead"]
+
+
 def ctc_last_fc(head):
     """The CTCHead's last Linear layer: its input is what the centers average."""
     return head.fc2 if head.mid_channels is not None else head.fc
+
+
+def post_process_classes(config):
+    """len(character) of the config's PostProcess: what train.py sizes the heads from."""
+    from ppocr.postprocess import build_post_process
+
+    return len(build_post_process(dict(config["PostProcess"]), config["Global"]).character)
+
+
+def ctc_decoder(global_config):
+    """CTCLabelDecode built from Global alone: the CTC branch is decoded on its own, whatever
+    the config's (Distillation, SAR, NRTR) PostProcess."""
+    from ppocr.postprocess import build_post_process
+
+    return build_post_process({"name": "CTCLabelDecode"}, dict(global_config))
 
 
 def head_outputs(out):
@@ -495,7 +522,7 @@ def load_checkpoint(model, path):
     checkpoint is in memory once."""
     import paddle
 
-    base = path[: -len(".pdparams")] if path.endswith(".pdparams") else path
+    base = checkpoint_prefix(path)
     if not os.path.exists(base + ".pdparams"):
         raise ExportError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % base)
     params = paddle.load(base + ".pdparams")
@@ -517,53 +544,88 @@ def load_checkpoint(model, path):
 
 
 def run(config, logger):
+    """The export, in its steps; returns the report (None on ranks other than 0)."""
+    device, rank, world_size = set_up_devices(config)
+    name, ckpt, ctc_decode = derive_for_this_tree(config)
+    loader = train_images(config, device, rank, world_size, logger)
+    net, acc = build_exported_model(config, name, ckpt, logger)
+    seconds = accumulate(net, loader, acc, ctc_decode, show_progress=rank == 0)
+    if world_size > 1:
+        all_reduce_accumulator(acc)
+        if rank != 0:  # rank 0 alone writes
+            return None
+    return write_centers(config, acc, list(ctc_decode.character), dict(model=name, checkpoint=ckpt, seconds=seconds), logger)
+
+
+def set_up_devices(config):
+    """(device, rank, world size): a GPU when Paddle has CUDA and Global.use_gpu is true,
+    else the CPU; world size > 1 under paddle.distributed.launch / spawn (NCCL on GPUs,
+    gloo on CPU)."""
     import paddle
-    from ppocr.data import build_dataloader
-    from ppocr.modeling.architectures import build_model
-    from ppocr.postprocess import build_post_process
 
     use_gpu = bool(config["Global"].get("use_gpu")) and paddle.is_compiled_with_cuda()
     device = paddle.set_device("gpu:%d" % paddle.distributed.ParallelEnv().dev_id if use_gpu else "cpu")
-    world_size = paddle.distributed.get_world_size()  # >1 under paddle.distributed.launch / spawn
+    world_size = paddle.distributed.get_world_size()
     config["Global"]["distributed"] = world_size > 1
     if world_size > 1:
-        paddle.distributed.init_parallel_env()  # NCCL on GPUs, gloo on CPU
-    rank = paddle.distributed.get_rank()
+        paddle.distributed.init_parallel_env()
+    return device, paddle.distributed.get_rank(), world_size
 
-    global_config = config["Global"]
-    post_process = build_post_process(dict(config["PostProcess"]), global_config)
-    char_num = len(post_process.character)
-    name = derive_export_config(config, char_num)
+
+def derive_for_this_tree(config):
+    """derive_export_config with this tree's PostProcess; (model name, checkpoint, the
+    CTCLabelDecode that tells recognised images), or ExportError without a checkpoint."""
+    name = derive_export_config(config, post_process_classes(config))
     ckpt = checkpoint_path(config)
     if not ckpt and not (name and config["Architecture"]["Models"][name].get("pretrained")):
         raise ExportError("no checkpoint to export from; pass CHECKPOINT=<output/.../best_accuracy>")
-    # The CTC branch is decoded on its own, whatever the config's (Distillation) PostProcess.
-    ctc_decode = build_post_process({"name": "CTCLabelDecode"}, dict(global_config))
+    return name, ckpt, ctc_decoder(config["Global"])
+
+
+def train_images(config, device, rank, world_size, logger):
+    """A loader of the Train images through the Eval pipeline; with several ranks, of this
+    rank's shard_indices."""
+    import paddle
+    from ppocr.data import build_dataloader
+
     loader = build_dataloader(config, "Eval", device, logger)
-    if world_size > 1:
-        loader = paddle.io.DataLoader(
-            paddle.io.Subset(loader.dataset, shard_indices(len(loader.dataset), rank, world_size)),
-            places=device, batch_size=loader.batch_sampler.batch_size, shuffle=False, drop_last=False,
-            num_workers=loader.num_workers, return_list=True, collate_fn=loader.collate_fn,
-        )
+    if world_size == 1:
+        return loader
+    return paddle.io.DataLoader(
+        paddle.io.Subset(loader.dataset, shard_indices(len(loader.dataset), rank, world_size)),
+        places=device, batch_size=loader.batch_sampler.batch_size, shuffle=False, drop_last=False,
+        num_workers=loader.num_workers, return_list=True, collate_fn=loader.collate_fn,
+    )
+
+
+def build_exported_model(config, name, ckpt, logger):
+    """(the exported (sub-)model in eval mode with its CTC heads returning features, an
+    empty CenterAccumulator as wide as the input of its CTC head's last FC)."""
+    from ppocr.modeling.architectures import build_model
 
     model = build_model(config["Architecture"])
     if ckpt:
         load_checkpoint(model, ckpt)  # else the sub-model's `pretrained` was loaded when built
         logger.info("loaded checkpoint %s", ckpt)
     net = model.model_list[0] if name is not None else model
-    heads = [layer for layer in net.sublayers(include_self=True) if type(layer).__name__ == "CTCHead"]
+    heads = ctc_heads(net)
     for head in heads:
         setattr(head, EVAL_FEATS_SWITCH, True)
     net.eval()
     if not heads:
         raise ExportError("the model has no CTCHead; export centers from a CTC recognition config")
     last_fc = ctc_last_fc(heads[0])
-    acc = CenterAccumulator(last_fc.weight.shape[1], last_fc.weight.shape[0])  # [in, out]
     if _csr_matvecs is None:
         logger.warning("scipy is missing: centers are summed with numpy's add.at, ~30x slower (pip install scipy)")
+    return net, CenterAccumulator(last_fc.weight.shape[1], last_fc.weight.shape[0])  # weight: [in, out]
 
-    progress = _progress(len(loader.dataset), enabled=rank == 0)
+
+def accumulate(net, loader, acc, ctc_decode, show_progress):
+    """Forward every batch without gradients and add the features of the images read
+    exactly to acc; returns the seconds the loop took."""
+    import paddle
+
+    progress = _progress(len(loader.dataset), enabled=show_progress)
     start = time.time()
     with paddle.no_grad():
         for batch in loader:
@@ -572,10 +634,11 @@ def run(config, logger):
             acc.update(feats, class_idx, recognised(ctc_decode, class_idx, batch[1].numpy()))
             progress(len(class_idx))
     progress(None)
-    if world_size > 1:
-        all_reduce_accumulator(acc)
-        if rank != 0:  # rank 0 alone writes
-            return None
+    return round(time.time() - start, 3)
+
+
+def write_centers(config, acc, dict_chars, run_info, logger):
+    """Write the pkl and its report (or refuse an empty result), print the report."""
     if acc.images_seen == 0:
         raise ExportError("the training data is empty; check Train.dataset.data_dir and label_file_list")
     if acc.images_used == 0:
@@ -585,16 +648,10 @@ def run(config, logger):
         )
     centers = acc.centers()
     out, report_path = output_paths(config)
-    meta = dict(
-        images_seen=acc.images_seen,
-        images_used=acc.images_used,
-        model=name,
-        checkpoint=ckpt,
-        release=os.environ.get("PADDLEOCR_RELEASE"),
-        seconds=round(time.time() - start, 3),
-        output=out,
-    )
-    report = summarize(centers, acc.counts, list(ctc_decode.character), meta)
+    meta = dict(images_seen=acc.images_seen, images_used=acc.images_used, model=run_info["model"],
+                checkpoint=run_info["checkpoint"], release=os.environ.get("PADDLEOCR_RELEASE"),
+                seconds=run_info["seconds"], output=out)
+    report = summarize(centers, acc.counts, dict_chars, meta)
     report["samples_per_class"] = {str(c): int(acc.counts[c]) for c in centers}
     force = bool(config["Export"].get("force"))
     write_files({out: pickle.dumps(centers), report_path: json.dumps(report, indent=1, ensure_ascii=False).encode()}, force)

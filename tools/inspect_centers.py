@@ -5,7 +5,8 @@ describe this pkl); otherwise the report is built from the pkl alone, with DICT=
 the characters left without a center. The pkl's format is checked strictly first. When
 the report has samples per class, their chart is written beside it as
 `<pkl without .pkl>.samples.png` (an existing one only with FORCE=1). Needs only numpy
-and pyyaml: the table and the summary are the fork script's own.
+and pyyaml (and matplotlib for the chart): the table and the summary are the export
+script's own. Run by the Makefile, which puts the kit's scripts/ on PYTHONPATH.
 """
 
 import argparse
@@ -14,20 +15,14 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
-
-from centerkit import KitError, chart, flag, run_tool  # noqa: E402
-from centerkit import centers as pkl  # noqa: E402
-from centerkit.fork import export_center as ec  # noqa: E402
+from centerkit import KitError, chart, files, flag, run_tool
+from centerkit import centers as pkl
+from centerkit.export_script import export_script
 
 UNKNOWN = "unknown"
 # Rows of format_report whose values the pkl alone cannot give; they are numbers there.
 SAMPLE_ROWS = ("samples per class",)
 DICT_ROWS = ("classes with a center", "classes out of the dictionary", "characters without a center")
-
-
-def report_path(pkl_path):
-    return ec.output_paths({"Export": {"output": pkl_path}})[1]
 
 
 def read_report(path, centers, width):
@@ -69,7 +64,7 @@ def pkl_only_report(centers, dict_chars):
     no_dict = dict_chars is None
     if no_dict:  # a stand-in, so summarize runs; its dictionary rows are replaced below
         dict_chars = ["?"] * (max(centers) + 1)
-    report = ec.summarize(centers, {c: 0 for c in centers}, dict_chars, meta)
+    report = export_script.summarize(centers, {c: 0 for c in centers}, dict_chars, meta)
     rows = {r: UNKNOWN + " (only the export's report.json has the counts)" for r in SAMPLE_ROWS}
     if no_dict:
         rows.update({r: UNKNOWN + " (pass DICT=<character dict>)" for r in DICT_ROWS})
@@ -93,10 +88,13 @@ def write_chart(pkl_path, report, force):
     counts = report.get("samples_per_class")
     if not counts:
         return "chart     none: the report has no samples per class"
-    path = chart.png_path(pkl_path)
-    if os.path.exists(path) and not force:
+    path = files.chart_path(pkl_path)
+    if files.blocked(path, force):
         return "chart     %s exists, kept (FORCE=1 rewrites it)" % path
-    chart.write(path, counts, force)
+    try:
+        chart.write(path, counts, force)
+    except chart.NoMatplotlib as e:
+        return "chart     none: %s" % e
     return "chart     wrote %s" % path
 
 
@@ -107,18 +105,18 @@ def inspect(argv):
     p.add_argument("--force", default="", help="rewrite an existing chart")
     a = p.parse_args(argv)
     centers, width = pkl.load(a.centers)
-    rpath = report_path(a.centers)
+    rpath = files.report_path(a.centers)
     print("centers   %s: %d classes, width %d" % (a.centers, len(centers), width))
     if os.path.exists(rpath):
         report = read_report(rpath, centers, width)
         try:
-            table = ec.format_report(report)
+            table = export_script.format_report(report)
         except (KeyError, TypeError, ValueError) as e:
             raise KitError("%s lacks what the export writes (%s: %s); re-export" % (rpath, type(e).__name__, e))
         print("report    %s" % rpath)
     else:
         report, rows = pkl_only_report(centers, dictionary(a.dict, centers) if a.dict else None)
-        table = replace_rows(ec.format_report(report), rows)
+        table = replace_rows(export_script.format_report(report), rows)
         print("report    none beside the pkl (%s): what the pkl alone tells" % os.path.basename(rpath))
     print(table)
     print(write_chart(a.centers, report, flag(a.force)))

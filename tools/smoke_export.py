@@ -5,30 +5,25 @@ stand-in checkpoint (centerkit.standin: fresh weights, the CTC heads read "1" ev
 eleven generated images of which the odd ones are labelled "2" (not recognised), and a real
 `make export` into a temporary folder. Passes when the pkl is in CenterLoss's format, holds
 exactly class "1" with the Student's feature width, and the clone is byte-for-byte as before
-(the export itself proves that)."""
+(the export itself proves that). Run by the Makefile, which puts the kit's scripts/ on
+PYTHONPATH."""
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
-KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(KIT, "scripts"))
+from centerkit import KIT_ROOT, KitError, centers, run_tool
+from centerkit.commands import make_export_command
+from centerkit.standin import make_standin, noise_images
+from centerkit.tree import find_tree, tool_arguments
 
-from centerkit import KitError, centers, run_tool  # noqa: E402
-from centerkit.cli import find_tree, make_export_command  # noqa: E402
-from centerkit.standin import make_standin, noise_images  # noqa: E402
-
-CONFIG = os.path.join(KIT, "configs", "tiny_distill_ctc_nrtr.yml")
+CONFIG = os.path.join(KIT_ROOT, "configs", "tiny_distill_ctc_nrtr.yml")
 
 
 def smoke(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--tree", default="")
-    p.add_argument("--invoked-from", default=os.getcwd())
-    a = p.parse_args(argv)
+    a = tool_arguments(__doc__).parse_args(argv)
     tree = find_tree(a.tree, a.invoked_from)
     with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-smoke-") as work:
         with open(os.path.join(work, "dict.txt"), "w") as f:

@@ -5,7 +5,8 @@ Prints one verdict line: `ok: ...` (exit 0) or `ppocr-center-kit: error: ...` (e
 What CenterLoss would only hit at training time is caught here: a width other than
 feat_dim, classes at or past num_classes, and a num_classes that is not the size of the
 CTC head (dictionary + blank, + space with use_space_char). Runs with the Python that
-trains (PYTHON=, it needs paddle and PaddleOCR's requirements).
+trains (PYTHON=, it needs paddle and PaddleOCR's requirements). Run by the Makefile,
+which puts the kit's scripts/ on PYTHONPATH.
 """
 
 import argparse
@@ -13,15 +14,13 @@ import inspect
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from centerkit import KitError, run_tool  # noqa: E402
-from centerkit import centers as pkl  # noqa: E402
-from centerkit.cli import find_tree  # noqa: E402
-from centerkit.fork import export_center as ec  # noqa: E402
-from centerkit.preflight import resolve_config  # noqa: E402
+from centerkit import KitError, run_tool
+from centerkit import centers as pkl
+from centerkit.export_script import export_script
+from centerkit.preflight import resolve_config
+from centerkit.tree import find_tree
 
 PARAMS = ("num_classes", "feat_dim", "center_file_path")
 
@@ -74,8 +73,6 @@ def check_types(where, params):
 def ctc_classes(config, tree):
     """(number of CTC classes, how they add up) from the tree's own CTCLabelDecode, built
     from Global as the export builds it."""
-    from ppocr.postprocess import build_post_process
-
     g = dict(config.get("Global") or {})
     dict_path = g.get("character_dict_path")
     if dict_path and not os.path.isabs(dict_path):
@@ -83,7 +80,7 @@ def ctc_classes(config, tree):
     if dict_path and not os.path.isfile(g["character_dict_path"]):
         raise KitError("dictionary %s does not exist; fix Global.character_dict_path" % dict_path)
     try:
-        n = len(build_post_process({"name": "CTCLabelDecode"}, g).character)
+        n = len(export_script.ctc_decoder(g).character)
     except Exception as e:  # e.g. a dictionary that is not UTF-8
         raise KitError("CTCLabelDecode cannot read dictionary %s (%s: %s)" % (dict_path, type(e).__name__, first_line(e)))
     space = bool(dict_path and g.get("use_space_char"))
@@ -150,7 +147,7 @@ def validate(argv):
     centers, width = pkl.load(a.centers)
     tree = find_tree(a.tree, cwd)
     config_path = resolve_config(tree, a.config, cwd)
-    config = ec.load_config(config_path)
+    config = export_script.load_config(config_path)
     entries = center_losses(config.get("Loss"))
     if not entries:
         raise KitError(

@@ -1,10 +1,11 @@
-"""ppocr-center-kit machinery: the Makefile drives it through `python -m centerkit`."""
+"""The kit's modules, which the Makefile's entry points import (commands.py is the user
+commands): here the kit's paths, KitError and the one-line error every entry point prints."""
 
 import os
 
 KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PATCHES_DIR = os.path.join(KIT_ROOT, "patches")
-FORK_SCRIPT = os.path.join(KIT_ROOT, "tools", "export_center.py")
+EXPORT_SCRIPT = os.path.join(KIT_ROOT, "tools", "export_center.py")  # the drop-in script
 
 
 class KitError(Exception):
@@ -17,14 +18,14 @@ def flag(value):
 
 
 def run_tool(command, argv):
-    """Exit code of a kit tool's command: a KitError (or the fork script's ExportError)
+    """Exit code of a kit tool's command: a KitError (or the export script's ExportError)
     becomes the kit's one-line error on stderr and exit code 2, as for the Makefile targets."""
     import sys
 
-    from .fork import export_center
+    from .export_script import export_script
 
     try:
         return command(argv)
-    except (KitError, export_center.ExportError) as e:
+    except (KitError, export_script.ExportError) as e:
         print("ppocr-center-kit: error: %s" % e, file=sys.stderr)
         return 2

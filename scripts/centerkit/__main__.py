@@ -1,5 +1,7 @@
+"""`python -m centerkit <command>`: the user commands of commands.py."""
+
 import sys
 
-from .cli import main
+from .commands import main
 
 sys.exit(main())

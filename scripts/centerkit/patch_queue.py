@@ -6,32 +6,26 @@
   folder (quilt's .pc/), inside the git dir when there is one so `git status` stays clean;
 - revert restores those bytes (not a reverse patch), so local edits survive, and a
   crashed or killed run is always recoverable: the state folder says a run is open;
-- one run per tree at a time (an flock, released by the kernel even on SIGKILL);
+- the caller holds tree.TreeLock: one run per tree at a time;
 - a kill at any step leaves either the untouched tree or an open run that `make revert`
   finishes (tests/test_fault_injection.py kills a run at every faults.fault_point).
 """
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
-import signal
-import tempfile
 
-from . import KitError
+from . import KitError, releases
 from .faults import fault_point
-from .fork import export_center as ec
+from .files import remove_temps, write_atomic
 from .patchfile import series_patches, targets
+from .supervise import signals_deferred
+from .tree import git_dir
 
 STATE_NAME = "ppocr-center-kit"
 MANIFEST = "manifest.json"
-# Temp files of _write_atomic: a kill between mkstemp and rename leaves one next to a
-# restored file, so revert removes whatever carries this prefix in the target folders.
-TMP_PREFIX = ".ppocr-center-kit-tmp-"
 
 
 def sha256_file(path):
@@ -39,22 +33,9 @@ def sha256_file(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def _git_dir(tree):
-    """The tree's own git dir (a worktree's private one), or None outside git."""
-    try:
-        import git
-
-        repo = git.Repo(tree)
-    except Exception:
-        return None
-    if os.path.realpath(repo.working_tree_dir) != os.path.realpath(tree):
-        return None
-    return repo.git_dir
-
-
 def state_dir(tree):
-    git_dir = _git_dir(tree)
-    return os.path.join(git_dir, STATE_NAME) if git_dir else os.path.join(tree, "." + STATE_NAME)
+    folder = git_dir(tree)
+    return os.path.join(folder, STATE_NAME) if folder else os.path.join(tree, "." + STATE_NAME)
 
 
 def _is_original(path, entry):
@@ -72,65 +53,8 @@ def read_manifest(tree):
 
 
 def _write_atomic(path, data, mode=None):
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        fault_point("atomic.temp-written")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def signals_deferred():
-    """Hold SIGINT/SIGTERM/SIGHUP while restoring files, then deliver them. The handlers are
-    swapped for ones that only take note: blocking them in this thread is not enough, as the
-    kernel hands a signal to any thread that does not block it (numpy's BLAS threads), and
-    Python then raises KeyboardInterrupt in the main thread all the same. Nests."""
-    got = []
-    old = {}
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        old[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-        for sig in dict.fromkeys(got):  # each once, in order of arrival
-            signal.raise_signal(sig)
-
-
-class TreeLock:
-    """One kit run per tree: an flock on the tree's own git dir (a worktree's private one),
-    else on the tree folder. Nothing is created, and every run on the tree sees the same
-    lock, whatever its TMPDIR or user; the kernel drops it when the holder dies."""
-
-    def __init__(self, tree):
-        self.path = _git_dir(tree) or tree
-        self.tree = tree
-        self.fd = None
-
-    def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDONLY)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(self.fd)
-            if e.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            raise KitError("another ppocr-center-kit run is working in %s; wait for it to finish" % self.tree)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)  # closing releases the flock
+    """files.write_atomic with the fault point the fault-injection test kills at."""
+    write_atomic(path, data, mode, fault="atomic.temp-written")
 
 
 class PatchQueue:
@@ -141,6 +65,15 @@ class PatchQueue:
         self.state = state_dir(self.tree)
         self.kept_edits = []  # (file, copy of the edits made to it while patched)
         self.reverted = None  # what the revert at the end of applied() did
+
+    @classmethod
+    def for_tree(cls, tree, for_revert=False):
+        """(queue, release) of the tree's release; for a revert, an open run's own series."""
+        m = read_manifest(tree) if for_revert else None
+        if m is not None:
+            return cls(tree, m["series"]), m.get("release")
+        version, _ = releases.detect_version(tree)
+        return cls(tree, releases.series_for(version)), version
 
     # -- git apply ------------------------------------------------------------------
     def _git_apply(self, *args):
@@ -270,15 +203,6 @@ class PatchQueue:
                 if self.manifest() is not None:
                     self.reverted = self.revert()
 
-    @staticmethod
-    def _remove_stale_temps(folder, pattern=None):
-        """Remove what a killed _write_atomic left in folder, or with pattern, the files
-        matching it (the temps of the export's write_files)."""
-        with contextlib.suppress(OSError):
-            for name in os.listdir(folder):
-                if (pattern.match(name) if pattern else name.startswith(TMP_PREFIX)):
-                    os.unlink(os.path.join(folder, name))
-
     def _keep_edits(self, path, entry):
         """A file edited while the series was applied (`make apply`, then experiments) is
         copied beside itself before the original comes back: revert never loses an edit."""
@@ -298,8 +222,8 @@ class PatchQueue:
             m = self.manifest()
             if m is None:
                 shutil.rmtree(self.state, ignore_errors=True)
-                for folder in {os.path.dirname(os.path.join(self.tree, t)) for t in self.targets()}:
-                    self._remove_stale_temps(folder)
+                for rel in self.targets():
+                    remove_temps(os.path.join(self.tree, rel))
                 status, detail = self.detect()
                 if status == "applied":
                     ok, msg = self._git_apply("-R", *reversed(self.patches))
@@ -314,11 +238,10 @@ class PatchQueue:
                 return "clean"
             fault_point("revert.begin")
             for out in m.get("outputs", []):  # the run's child is gone: its temps are debris
-                pattern = re.compile(re.escape(ec.temp_prefix(out)) + r"[a-z0-9_]{8}$")
-                self._remove_stale_temps(os.path.dirname(out), pattern)
+                remove_temps(out)
             for rel, entry in m["files"].items():
                 path = os.path.join(self.tree, rel)
-                self._remove_stale_temps(os.path.dirname(path))
+                remove_temps(path)
                 if not entry["existed"]:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)

@@ -1,5 +1,5 @@
 """Patch files of a series: reading the quilt `series` order, their targets, and
-regenerating the export patch from the fork script (`make refresh`).
+regenerating the export patch from the export script (`make refresh`).
 
 The export patch is a whole-file replacement: one hunk removing every upstream line and
 adding every line of tools/export_center.py. So the upstream text can be read back from
@@ -9,7 +9,7 @@ the patch itself, and refresh needs no PaddleOCR tree.
 import os
 import re
 
-from . import FORK_SCRIPT, PATCHES_DIR, KitError
+from . import EXPORT_SCRIPT, PATCHES_DIR, KitError
 
 EXPORT_TARGET = "tools/export_center.py"
 _DIFF = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
@@ -68,12 +68,12 @@ def export_patch_of(series):
     raise KitError("series %s has no patch for %s" % (series, EXPORT_TARGET))
 
 
-def refreshed_export_patch(series, fork_script=FORK_SCRIPT):
-    """(path, text) the series' export patch must have for the current fork script."""
+def refreshed_export_patch(series, export_script=EXPORT_SCRIPT):
+    """(path, text) the series' export patch must have for the current export script."""
     path = export_patch_of(series)
     with open(path, encoding="utf-8") as f:
         header, diff = split_patch(f.read())
-    with open(fork_script, encoding="utf-8") as f:
+    with open(export_script, encoding="utf-8") as f:
         new = f.read()
     return path, header + replacement_diff(EXPORT_TARGET, old_text(diff), new)
 

@@ -4,7 +4,7 @@ head, do the checkpoint, dictionary, label files and images exist."""
 import os
 
 from . import KitError
-from .fork import export_center as ec
+from .export_script import export_script
 
 
 def _in_tree(tree, path):
@@ -26,14 +26,14 @@ def resolve_config(tree, config, invoked_from):
 def check(tree, config_path, opts):
     """The derived config, or KitError naming what to fix."""
     try:
-        config = ec.load_config(config_path, ec.parse_opts(opts))
-        ec.check_rec_ctc_config(config)
-    except ec.ExportError as e:
+        config = export_script.load_config(config_path, export_script.parse_opts(opts))
+        export_script.check_rec_ctc_config(config)
+    except export_script.ExportError as e:
         raise KitError(str(e))
-    name, model_arch = ec.chosen_model_arch(config)
-    ckpt = ec.checkpoint_path(config)
+    name, model_arch = export_script.chosen_model_arch(config)
+    ckpt = export_script.checkpoint_path(config)
     if ckpt:
-        base = ckpt[: -len(".pdparams")] if ckpt.endswith(".pdparams") else ckpt
+        base = export_script.checkpoint_prefix(ckpt)
         if not os.path.isfile(_in_tree(tree, base) + ".pdparams"):
             raise KitError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % base)
     elif not (name and model_arch.get("pretrained")):

@@ -1,8 +1,9 @@
-"""A stand-in checkpoint for smoke tests and the benchmark, where no trained checkpoint of a
-large upstream model can be downloaded: the config's full model (every sub-model) with fresh
-weights, except that each CTC head's last FC layer reads one character at every time step.
-Images labelled with that character are then recognised exactly and the others are not, so
-an export runs its whole path on the real architecture.
+"""Stand-in checkpoints and noise images for smoke runs, the benchmark and the tests, where
+no trained checkpoint of a large upstream model can be downloaded. The checkpoint is the
+config's full model (every sub-model) with fresh weights, except that each CTC head's last
+FC layer reads one character at every time step. Images labelled with that character are
+then recognised exactly and the others are not, so an export runs its whole path on the
+real architecture.
 
 usage, in a PaddleOCR tree with its Python (PYTHONPATH=<kit>/scripts):
   python -m centerkit.standin CONFIG CKPT_PREFIX CHAR [Key=value ...]
@@ -16,29 +17,26 @@ import sys
 
 import numpy as np
 
-from .fork import export_center as ec
+from .export_script import export_script
 
 
 def make_standin(config_path, ckpt, char, opts):
     sys.path.insert(0, os.getcwd())
     import paddle
     from ppocr.modeling.architectures import build_model
-    from ppocr.postprocess import build_post_process
 
     paddle.seed(0)
-    config = ec.load_config(config_path, ec.parse_opts(opts))
-    ec.check_rec_ctc_config(config)
-    post = build_post_process(dict(config["PostProcess"]), config["Global"])
-    ec.set_head_channels(config, len(post.character))
+    config = export_script.load_config(config_path, export_script.parse_opts(opts))
+    export_script.check_rec_ctc_config(config)
+    export_script.set_head_channels(config, export_script.post_process_classes(config))
     for sub in (config["Architecture"].get("Models") or {}).values():
         sub.pop("pretrained", None)  # fresh weights, nothing to download
-    index = build_post_process({"name": "CTCLabelDecode"}, dict(config["Global"])).dict[char]
+    index = export_script.ctc_decoder(config["Global"]).dict[char]
     model = build_model(config["Architecture"])
-    nets = zip(model.model_name_list, model.model_list) if ec.sub_model_names(config) else [("", model)]
+    nets = zip(model.model_name_list, model.model_list) if export_script.sub_model_names(config) else [("", model)]
     widths = {}
     for name, net in nets:
-        head = next(l for l in net.sublayers(include_self=True) if type(l).__name__ == "CTCHead")
-        fc = ec.ctc_last_fc(head)
+        fc = export_script.ctc_last_fc(export_script.ctc_heads(net)[0])
         bias = np.zeros(fc.bias.shape, np.float32)
         bias[index] = 10.0
         fc.weight.set_value(np.zeros(fc.weight.shape, np.float32))
@@ -48,17 +46,18 @@ def make_standin(config_path, ckpt, char, opts):
     return {"widths": widths, "class_index": int(index)}
 
 
-def noise_images(folder, labels, shape):
-    """folder/img/<i>.png (seeded noise) and folder/train.txt with labels[i]; returns the
-    -o overrides that make a config's Train set read them."""
-    from .chart import png_bytes
+def noise_images(folder, labels, shape, seed=0):
+    """folder/img/<i>.png (seeded noise, written with OpenCV, which PaddleOCR reads images
+    with) and folder/train.txt with labels[i]; returns the -o overrides that make a config's
+    Train set read them."""
+    import cv2
 
     os.makedirs(os.path.join(folder, "img"), exist_ok=True)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     lines = []
     for i, label in enumerate(labels):
-        with open(os.path.join(folder, "img", "%d.png" % i), "wb") as f:
-            f.write(png_bytes(rng.integers(0, 255, shape, dtype=np.uint8)))
+        if not cv2.imwrite(os.path.join(folder, "img", "%d.png" % i), rng.integers(0, 255, shape, dtype=np.uint8)):
+            raise OSError("cannot write %s" % os.path.join(folder, "img", "%d.png" % i))
         lines.append("img/%d.png\t%s\n" % (i, label))
     with open(os.path.join(folder, "train.txt"), "w", encoding="utf-8") as f:
         f.writelines(lines)

@@ -1,7 +1,8 @@
 """Test-only faults inside the export child (tools/export_center.py, which the kit does not
 own and must not carry test hooks): tests/test_fault_injection.py puts this folder on
 PYTHONPATH, Python imports it at start-up, and it acts only in a process running
-export_center.py and only when the test sets
+export_center.py and only when the test arms fault injection (centerkit.faults.armed:
+CENTERKIT_TEST_FAULTS names the test run's token file) and sets
 
     CENTERKIT_CHILD_FAULT=<event>:<file name>:<action>
 
@@ -72,5 +73,13 @@ def _install(event, name, action):
         raise SystemExit("CENTERKIT_CHILD_FAULT: unknown event %r" % event)
 
 
-if _SPEC and sys.argv and sys.argv[0].endswith("export_center.py"):
+def _armed():
+    try:  # the kit's scripts/ is on the export child's PYTHONPATH (the Makefile puts it there)
+        from centerkit.faults import armed
+    except ImportError:
+        return False
+    return armed()
+
+
+if _SPEC and sys.argv and sys.argv[0].endswith("export_center.py") and _armed():
     _install(*_SPEC.split(":"))

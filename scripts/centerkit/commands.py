@@ -1,19 +1,18 @@
-"""`python -m centerkit <command>`: what the Makefile targets run."""
+"""The user commands, `python -m centerkit <command>`: what `make export`, `check`, `apply`,
+`revert`, `status` and `refresh` run."""
 
 import argparse
 import json
 import os
 import shlex
-import signal
-import subprocess
 import sys
-import tempfile
 
-from . import KIT_ROOT, KitError, flag, run_tool
+from . import KIT_ROOT, KitError, files, flag, run_tool
 from . import chart, patchfile, preflight, releases
-from .fork import export_center as ec
-from .faults import fault_point
-from .patch_queue import PatchQueue, TreeLock, read_manifest, signals_deferred
+from .export_script import export_script
+from .patch_queue import PatchQueue, read_manifest
+from .supervise import interrupt_on_term, launcher, run_child
+from .tree import TreeLock, find_tree
 
 
 def make_export_command(tree, python, config, checkpoint, output, opts, **variables):
@@ -22,37 +21,6 @@ def make_export_command(tree, python, config, checkpoint, output, opts, **variab
             "PADDLEOCR=%s" % tree, "PYTHON=%s" % python, "CONFIG=%s" % config, "CHECKPOINT=%s" % checkpoint,
             "OUTPUT=%s" % output, "OPTS=%s" % " ".join("-o " + o for o in opts)] + \
         ["%s=%s" % kv for kv in variables.items()]
-
-
-def find_tree(given, invoked_from):
-    """PADDLEOCR if given, else the PaddleOCR tree enclosing the folder make ran in."""
-    def is_tree(path):
-        return os.path.isfile(os.path.join(path, "tools", "export_center.py")) and os.path.isdir(
-            os.path.join(path, "ppocr")
-        )
-
-    if given:
-        path = os.path.abspath(os.path.join(invoked_from, given))
-        if not is_tree(path):
-            raise KitError("%s is not a PaddleOCR tree (no tools/export_center.py and ppocr/); set PADDLEOCR=<your clone>" % path)
-        return path
-    path = os.path.abspath(invoked_from)
-    while True:
-        if is_tree(path):
-            return path
-        parent = os.path.dirname(path)
-        if parent == path:
-            raise KitError("%s is not inside a PaddleOCR clone; run make there or set PADDLEOCR=<clone>" % invoked_from)
-        path = parent
-
-
-def queue_for(tree, for_revert=False):
-    """The PatchQueue of the tree's release; an open run's own series for a revert."""
-    m = read_manifest(tree) if for_revert else None
-    if m is not None:
-        return PatchQueue(tree, m["series"]), m.get("release")
-    version, _ = releases.detect_version(tree)
-    return PatchQueue(tree, releases.series_for(version)), version
 
 
 def cmd_status(a):
@@ -82,7 +50,7 @@ def cmd_status(a):
 def cmd_check(a):
     tree = find_tree(a.tree, a.invoked_from)
     with TreeLock(tree):
-        q, version = queue_for(tree)
+        q, version = PatchQueue.for_tree(tree)
         q.require_no_open_run()
         status, detail = q.detect()
     if status != "unapplied":
@@ -94,7 +62,7 @@ def cmd_check(a):
 def cmd_apply(a):
     tree = find_tree(a.tree, a.invoked_from)
     with TreeLock(tree):
-        q, version = queue_for(tree)
+        q, version = PatchQueue.for_tree(tree)
         q.apply(version)
     print("applied series %s to %s; `make revert` restores it" % (q.series, tree))
     return 0
@@ -103,7 +71,7 @@ def cmd_apply(a):
 def cmd_revert(a):
     tree = find_tree(a.tree, a.invoked_from)
     with TreeLock(tree):
-        q, _ = queue_for(tree, for_revert=True)
+        q, _ = PatchQueue.for_tree(tree, for_revert=True)
         result = q.revert()
     print("%s: %s" % (tree, {"restored": "files restored byte-for-byte", "reversed": "patches reversed", "clean": "nothing to revert"}[result]))
     report_kept_edits(q)
@@ -113,68 +81,6 @@ def cmd_revert(a):
 def report_kept_edits(q):
     for path, keep in q.kept_edits:
         print("ppocr-center-kit: note: %s was edited while patched; those edits are kept in %s" % (path, keep), file=sys.stderr)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt("signal %d" % signum)
-
-
-def launcher(nproc):
-    """Arguments that run the export on nproc processes (GPUs when present, else CPU with
-    gloo); paddle's launcher logs go outside the tree so it stays clean."""
-    if not (nproc or "1").isdigit() or int(nproc or 1) < 1:
-        raise KitError("NPROC=%s is not a number of processes; pass e.g. NPROC=2" % nproc)
-    n = int(nproc or 1)
-    if n == 1:
-        return []
-    log_dir = tempfile.mkdtemp(prefix="ppocr-center-kit-launch-")
-    print("running %d processes; per-rank logs in %s" % (n, log_dir), flush=True)
-    return ["-m", "paddle.distributed.launch", "--nproc_per_node", str(n), "--log_dir", log_dir]
-
-
-try:
-    import ctypes
-
-    _libc = ctypes.CDLL(None, use_errno=True)
-except (ImportError, OSError):
-    _libc = None
-
-
-def _die_with_parent(parent):
-    """In the export child before exec: SIGTERM when the kit dies, even of SIGKILL (Linux
-    PR_SET_PDEATHSIG), so it does not go on exporting while the tree is reverted under it."""
-    try:
-        _libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except (AttributeError, OSError):
-        return
-    if os.getppid() != parent:  # the kit died before prctl took effect
-        os._exit(1)
-
-
-def run_child(cmd, **kwargs):
-    """Exit code of the export child, stopped before the revert when the kit is interrupted:
-    Ctrl-C reaches the child too, so it gets a moment to stop by itself; SIGTERM/SIGHUP (from
-    _raise_interrupt) may have reached the kit only, so the child gets SIGINT (it removes its
-    temp file) at once. SIGKILL if it is still there after that."""
-    kit = os.getpid()
-    child = subprocess.Popen(cmd, preexec_fn=lambda: _die_with_parent(kit), **kwargs)
-    try:
-        fault_point("export.child-started")
-        rc = child.wait()
-    except KeyboardInterrupt as e:
-        first = None if not e.args else signal.SIGINT  # Ctrl-C's KeyboardInterrupt has no args
-        with signals_deferred():
-            for sig, grace in ((first, 2), (signal.SIGINT, 3), (signal.SIGKILL, None)):
-                if sig is not None and child.poll() is None:
-                    child.send_signal(sig)
-                try:
-                    child.wait(grace)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-        raise
-    fault_point("export.child-exited")
-    return rc
 
 
 def cmd_export(a):
@@ -192,17 +98,16 @@ def cmd_export(a):
         opts.append("Export.model=%s" % a.model)
     output = os.path.abspath(os.path.join(a.invoked_from, a.output or "train_center.pkl"))
     opts += ["Export.output=%s" % json.dumps(output), "Export.force=%s" % ("true" if a.force else "false")]
-    samples_png = chart.png_path(output)
-    ec.refuse_existing([output, samples_png], a.force, "FORCE=1")  # before hours of export, not after
-    report = os.path.join(tree, ec.output_paths(preflight.check(tree, config, opts))[1])
-    ec.refuse_existing([report], a.force, "FORCE=1")
+    samples_png = files.chart_path(output)
+    files.refuse_existing([output, samples_png], a.force)  # before hours of export, not after
+    report = os.path.join(tree, export_script.output_paths(preflight.check(tree, config, opts))[1])
+    files.refuse_existing([report], a.force)
     if not os.path.isdir(os.path.dirname(output)):
         raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
     launch = launcher(a.nproc)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
+    interrupt_on_term()
     with TreeLock(tree):
-        q, version = queue_for(tree)
+        q, version = PatchQueue.for_tree(tree)
         try:
             with q.applied(version, outputs=[output, report, samples_png]):
                 env = dict(os.environ, PADDLEOCR_RELEASE=str(version))
@@ -214,20 +119,8 @@ def cmd_export(a):
                 print("reverted series %s: %s byte-identical to before" % (q.series, ", ".join(q.targets())), flush=True)
                 report_kept_edits(q)
     if rc == 0:
-        write_samples_chart(report, samples_png, a.force)
+        chart.write_of_report(report, samples_png, a.force)
     return 128 - rc if rc < 0 else rc  # killed by signal N: the shell's 128+N
-
-
-def write_samples_chart(report_path, png, force):
-    """The chart of the report the fork script wrote; kit-side, so the fork stays as is."""
-    try:
-        with open(report_path, encoding="utf-8") as f:
-            counts = json.load(f).get("samples_per_class")
-    except (OSError, ValueError) as e:
-        raise KitError("the export wrote no readable report %s (%s), so no samples chart was drawn" % (report_path, e))
-    if counts:
-        chart.write(png, counts, force)
-        print("wrote %s" % png, flush=True)
 
 
 def cmd_refresh(a):

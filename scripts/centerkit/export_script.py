@@ -1,0 +1,17 @@
+"""The drop-in script tools/export_center.py, loaded as the module `export_script` for the
+knowledge only the export has: its option parsing and config derivation (load_config,
+check_rec_ctc_config, derive_export_config, set_head_channels, checkpoint_path), its
+center math (CenterAccumulator, shard_indices) and its report (summarize, format_report).
+
+The script must run alone inside a PaddleOCR clone, so it cannot import the kit; the kit
+imports it instead of keeping a second copy. It imports nothing from Paddle until it runs.
+Nothing generic is taken from it: the kit's own writes and file names are in files.py.
+"""
+
+import importlib.util
+
+from . import EXPORT_SCRIPT
+
+_spec = importlib.util.spec_from_file_location("ppocr_center_kit_export_script", EXPORT_SCRIPT)
+export_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(export_script)

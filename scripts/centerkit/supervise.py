@@ -1,0 +1,100 @@
+"""Signals and the export child: SIGTERM/SIGHUP taken as Ctrl-C, signals held while files
+are restored, the export child started so that it dies with the kit (Linux prctl) and
+stopped in order when the kit is interrupted, and paddle's distributed launcher."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+
+from . import KitError
+from .faults import fault_point
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def interrupt_on_term():
+    """SIGTERM and SIGHUP (a CI timeout, a closed terminal) raise KeyboardInterrupt as
+    Ctrl-C does, so the with-blocks on the way out (the revert) run."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT/SIGTERM/SIGHUP while restoring files, then deliver them. The handlers are
+    swapped for ones that only take note: blocking them in this thread is not enough, as the
+    kernel hands a signal to any thread that does not block it (numpy's BLAS threads), and
+    Python then raises KeyboardInterrupt in the main thread all the same. Nests."""
+    got = []
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        old[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig in dict.fromkeys(got):  # each once, in order of arrival
+            signal.raise_signal(sig)
+
+
+def launcher(nproc):
+    """Arguments that run the export on nproc processes (GPUs when present, else CPU with
+    gloo); paddle's launcher logs go outside the tree so it stays clean."""
+    if not (nproc or "1").isdigit() or int(nproc or 1) < 1:
+        raise KitError("NPROC=%s is not a number of processes; pass e.g. NPROC=2" % nproc)
+    n = int(nproc or 1)
+    if n == 1:
+        return []
+    log_dir = tempfile.mkdtemp(prefix="ppocr-center-kit-launch-")
+    print("running %d processes; per-rank logs in %s" % (n, log_dir), flush=True)
+    return ["-m", "paddle.distributed.launch", "--nproc_per_node", str(n), "--log_dir", log_dir]
+
+
+try:
+    import ctypes
+
+    _libc = ctypes.CDLL(None, use_errno=True)
+except (ImportError, OSError):
+    _libc = None
+
+
+def _die_with_parent(parent):
+    """In the export child before exec: SIGTERM when the kit dies, even of SIGKILL (Linux
+    PR_SET_PDEATHSIG), so it does not go on exporting while the tree is reverted under it."""
+    try:
+        _libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        return
+    if os.getppid() != parent:  # the kit died before prctl took effect
+        os._exit(1)
+
+
+def run_child(cmd, **kwargs):
+    """Exit code of the export child, stopped before the revert when the kit is interrupted:
+    Ctrl-C reaches the child too, so it gets a moment to stop by itself; SIGTERM/SIGHUP (see
+    interrupt_on_term) may have reached the kit only, so the child gets SIGINT (it removes
+    its temp file) at once. SIGKILL if it is still there after that."""
+    kit = os.getpid()
+    child = subprocess.Popen(cmd, preexec_fn=lambda: _die_with_parent(kit), **kwargs)
+    try:
+        fault_point("export.child-started")
+        rc = child.wait()
+    except KeyboardInterrupt as e:
+        first = None if not e.args else signal.SIGINT  # Ctrl-C's KeyboardInterrupt has no args
+        with signals_deferred():
+            for sig, grace in ((first, 2), (signal.SIGINT, 3), (signal.SIGKILL, None)):
+                if sig is not None and child.poll() is None:
+                    child.send_signal(sig)
+                try:
+                    child.wait(grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+        raise
+    fault_point("export.child-exited")
+    return rc
