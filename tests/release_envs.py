@@ -96,7 +96,7 @@ def install(source, log=print):
             % (env.name, env.requirements_of, " ".join(env.pins), path))
         if not os.path.isfile(env_python(env)):
             subprocess.run([sys.executable, "-m", "venv", path], check=True)
-        pip = [env_python(env), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        pip = [env_python(env), "-m", "pip", "install", "-qq", "--disable-pip-version-check"]
         # the kit's own requirements too: the export and the tests' helpers run in it
         subprocess.run(pip + ["-r", os.path.join(KIT, "requirements.txt")] + lines, check=True)
         for old in os.listdir(path):
