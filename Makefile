@@ -53,7 +53,7 @@ revert: ## restore every patched file byte-for-byte (also after a killed run)
 status: ## release, series, and whether the patches are applied or a run is open
 	@$(KITPY) status $(TREE_ARG)
 
-refresh: ## regenerate the export patches from tools/export_center.py
+refresh: ## regenerate the kit-generated patches from tools/export_center.py and tools/kit_center_loss.py
 	@$(KITPY) refresh
 
 inspect: ## print a centers pkl's report, chart its samples per class: CENTERS= [DICT= FORCE=1]

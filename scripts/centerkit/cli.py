@@ -232,8 +232,7 @@ def write_samples_chart(report_path, png, force):
 
 def cmd_refresh(a):
     stale = []
-    for series in patchfile.all_series():
-        path, text = patchfile.refreshed_export_patch(series)
+    for path, text in [pt for series in patchfile.all_series() for pt in patchfile.refreshed_patches(series)]:
         with open(path, encoding="utf-8") as f:
             if f.read() == text:
                 continue
