@@ -14,6 +14,7 @@ FORCE    ?=
 CENTERS  ?=
 DICT     ?=
 NPROC    ?=
+CENTER_WEIGHT ?=
 BENCH_IMAGES ?= 32
 BENCH_CONFIG ?=
 PYTEST_ARGS ?=
@@ -22,10 +23,10 @@ TREE_ARG = --tree "$(PADDLEOCR)"
 KITTOOL  = "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 .DEFAULT_GOAL := help
-.PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench
+.PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench train train-config
 
 help: ## this list
-	@grep -hE '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) OUTPUT(=train_center.pkl) OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
 
 $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
@@ -40,6 +41,15 @@ setup: $(VENV)/.installed ## create .venv with the kit, paddlepaddle (CPU) and t
 export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOINT= MODEL= OUTPUT= OPTS= FORCE=1 NPROC=N]
 	@$(KITPY) export $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" \
 		--output "$(OUTPUT)" --opts "$(OPTS)" --force "$(FORCE)" --python "$(PYTHON)" --nproc "$(NPROC)"
+
+TRAIN_ARGS = $(TREE_ARG) --config "$(CONFIG)" --centers "$(CENTERS)" --center-weight "$(CENTER_WEIGHT)" \
+	--model "$(MODEL)" --checkpoint "$(CHECKPOINT)" --opts "$(OPTS)" --python "$(PYTHON)" --nproc "$(NPROC)"
+
+train: ## apply the series, train with CenterLoss on the centers, revert (always): CONFIG= CENTERS= [CENTER_WEIGHT= MODEL= CHECKPOINT= OPTS= NPROC=N]
+	@$(KITPY) train $(TRAIN_ARGS)
+
+train-config: ## write the derived training config only (for your own launcher, between make apply and make revert)
+	@$(KITPY) train $(TRAIN_ARGS) --config-only 1
 
 check: ## dry run: does the series for this clone's release apply cleanly? (for CI pinning a tag)
 	@$(KITPY) check $(TREE_ARG)

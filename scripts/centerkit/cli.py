@@ -14,6 +14,8 @@ from . import chart, patchfile, preflight, releases
 from .fork import export_center as ec
 from .faults import fault_point
 from .patch_queue import PatchQueue, TreeLock, read_manifest, signals_deferred
+from . import train_cmd
+from .train_cmd import cmd_train  # noqa: F401 (main dispatches on the command's name)
 
 
 def make_export_command(tree, python, config, checkpoint, output, opts, **variables):
@@ -257,6 +259,7 @@ def main(argv=None):
             for opt in ("config", "checkpoint", "model", "output", "opts", "python", "nproc"):
                 s.add_argument("--" + opt, default="")
             s.add_argument("--force", default="")
+    train_cmd.add_arguments(sub.add_parser("train"))  # make train / make train-config
     r = sub.add_parser("refresh")
     r.add_argument("--check", action="store_true", help="exit 1 if a patch is stale, change nothing")
     a = p.parse_args(argv)
