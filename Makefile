@@ -17,6 +17,7 @@ NPROC    ?=
 CENTER_WEIGHT ?=
 BENCH_IMAGES ?= 32
 BENCH_CONFIG ?=
+BENCH_ONLY ?=
 PYTEST_ARGS ?=
 KITPY    = PYTHONPATH="$(KIT)/scripts$${PYTHONPATH:+:$$PYTHONPATH}" "$(PYTHON)" -m centerkit --invoked-from "$(CURDIR)"
 TREE_ARG = --tree "$(PADDLEOCR)"
@@ -81,6 +82,6 @@ test: $(VENV)/.installed ## the test suite (clone tiers need PADDLEOCR_REPO)
 smoke: ## seconds-long real export on this clone (tiny config, stand-in checkpoint): for CI pinning a tag
 	@"$(PYTHON)" "$(KIT)/tools/smoke_export.py" --tree "$(PADDLEOCR)" --invoked-from "$(CURDIR)"
 
-bench: ## speed and memory ratios, one run (README quotes them): [PADDLEOCR= BENCH_IMAGES=32 BENCH_CONFIG=]
+bench: ## speed and memory ratios, one run (README quotes them): [PADDLEOCR= BENCH_IMAGES=32 BENCH_CONFIG= BENCH_ONLY=loss,...]
 	@"$(PYTHON)" "$(KIT)/tools/bench.py" --tree "$(PADDLEOCR)" --invoked-from "$(CURDIR)" \
-		--images "$(BENCH_IMAGES)" --config "$(BENCH_CONFIG)"
+		--images "$(BENCH_IMAGES)" --config "$(BENCH_CONFIG)" --only "$(BENCH_ONLY)"

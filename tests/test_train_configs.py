@@ -92,8 +92,8 @@ class Setup:
         return " ".join("-o " + _yaml_opt(o) for o in opts)
 
     def train(self, **variables):
-        variables = dict(PYTHON=self.python, CONFIG=self.config, CHECKPOINT=self.ckpt, CENTERS=self.centers,
-                         OPTS=self.opts_text(self.train_opts), **variables)
+        variables = dict(dict(PYTHON=self.python, CONFIG=self.config, CHECKPOINT=self.ckpt, CENTERS=self.centers,
+                              OPTS=self.opts_text(self.train_opts)), **variables)
         return make("train", cwd=self.tree, env=self.env, **variables)
 
 
