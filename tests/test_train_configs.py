@@ -60,6 +60,14 @@ class Setup:
         if not found:
             pytest.skip("%s has no %s config" % (release, family))
         self.config, self.release, self.tmp = found[0], release, tmp_path
+        import yaml
+
+        try:  # as upstream's own tools/program.py reads it
+            with open(os.path.join(self.tree, self.config), encoding="utf-8") as f:
+                yaml.load(f, Loader=yaml.Loader)
+        except yaml.YAMLError as e:
+            pytest.skip("%s %s is not valid YAML upstream (%s): its own train.py cannot read it either"
+                        % (release, self.config, str(e).splitlines()[0]))
         self.python = tiny_data.release_python(self.tree, release)
         data = tmp_path / "data"
         opts = tiny_data.dataset(data, images=4, labels="1111", shape=(48, 160))[1:]  # the config's own dict
