@@ -249,3 +249,15 @@ def test_wrong_sub_model_is_one_line(tree_of, tmp_path):
     if s.widths["Teacher"] != s.widths["Student"]:
         assert recipe_exit(r) == 2 and "features are %d wide" % s.widths["Teacher"] in error_lines(r)[0]
     assert git_status(s.tree) == ""
+
+
+def test_make_train_nproc_2(tree_of, tmp_path):
+    """NPROC=2: the clone's tools/train.py under paddle.distributed.launch (CPU, gloo)."""
+    s = Setup(tree_of, "v3.7.0", "ppocrv2-enhanced-ctc", tmp_path)
+    s.train_opts = s.train_opts + ["Train.loader.batch_size_per_card=1"]  # 4 images, 2 ranks: 2 steps each
+    r = s.train(NPROC="2")
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
+    assert "running 2 processes" in r.stdout
+    steps = logged_steps(r.stdout)
+    assert len(steps) >= 2 and all(0 < float(st["loss_center"]) < float("inf") for st in steps)
+    assert git_status(s.tree) == ""
