@@ -261,3 +261,28 @@ def test_make_train_nproc_2(tree_of, tmp_path):
     steps = logged_steps(r.stdout)
     assert len(steps) >= 2 and all(0 < float(st["loss_center"]) < float("inf") for st in steps)
     assert git_status(s.tree) == ""
+
+
+def test_make_train_config_writes_the_yaml_only(tree_of, tmp_path):
+    import yaml
+
+    s = Setup(tree_of, "v3.7.0", "svtrv2-distillation", tmp_path)
+    user_config = os.path.join(s.tree, s.config)
+    with open(user_config, "rb") as f:
+        before = f.read()
+    r = make("train-config", cwd=s.tree, env=s.env, PYTHON=s.python, CONFIG=s.config, CENTERS=s.centers,
+             CHECKPOINT=s.ckpt, CENTER_WEIGHT="0.1", OPTS=s.opts_text(s.train_opts))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    derived = tmp_path / "out" / "centerkit_train.yml"
+    assert "tools/train.py -c %s" % derived in r.stdout and "global_step" not in r.stdout
+    assert git_status(s.tree) == ""
+    with open(user_config, "rb") as f:
+        assert f.read() == before
+    with open(derived, encoding="utf-8") as f:
+        cfg = yaml.safe_load(f)
+    assert cfg["Loss"]["kit_center"]["weight"] == 0.1 and cfg["Loss"]["name"] == "CombinedLoss"
+    models = cfg["Architecture"]["Models"]
+    student_ctc = next(h["CTCHead"] for h in models["Student"]["Head"]["head_list"] if "CTCHead" in h)
+    teacher_ctc = next(h["CTCHead"] for h in models["Teacher"]["Head"]["head_list"] if "CTCHead" in h)
+    assert student_ctc["Head"]["kit_center_feats"] is True and "kit_center_feats" not in (teacher_ctc.get("Head") or {})
+    assert cfg["Global"]["use_gpu"] is False and "pretrained" not in models["Teacher"]
