@@ -13,6 +13,7 @@ gives a one-class pkl at the chosen model's width).
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -38,16 +39,11 @@ MULTI_SCALE = ["Train.dataset.name=MultiScaleDataSet", "Train.dataset.ds_width=f
                "Train.sampler={name: MultiScaleSampler, scales: [[320, 48]], first_bs: 2, fix_bs: false, "
                "divided_factor: [8, 16], is_training: true}"]
 EXTRA_OPTS = {"ppocrv4-distillation": MULTI_SCALE}
-STEP = re.compile(r"global_step: (\d+),.*?((?:, )?\w+: [-\d.e+]+(?:, \w+: [-\d.e+naif]+)*)")
 
 
-def _yaml_opt(opt):
-    return shlex_quote(opt) if " " in opt else opt
-
-
-def shlex_quote(s):
-    import shlex
-    return shlex.quote(s)
+def _opt_word(opt):
+    """One -o value as OPTS carries it: quoted when it holds spaces (the kit shlex-splits OPTS)."""
+    return shlex.quote(opt) if " " in opt else opt
 
 
 class Setup:
@@ -97,7 +93,7 @@ class Setup:
 
     @staticmethod
     def opts_text(opts):
-        return " ".join("-o " + _yaml_opt(o) for o in opts)
+        return " ".join("-o " + _opt_word(o) for o in opts)
 
     def train(self, **variables):
         variables = dict(dict(PYTHON=self.python, CONFIG=self.config, CHECKPOINT=self.ckpt, CENTERS=self.centers,

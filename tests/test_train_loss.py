@@ -11,7 +11,6 @@ import importlib.util
 import os
 import pickle
 import subprocess
-import sys
 
 import numpy as np
 import pytest
