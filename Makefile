@@ -14,8 +14,10 @@ FORCE    ?=
 CENTERS  ?=
 DICT     ?=
 NPROC    ?=
+CENTER_WEIGHT ?=
 BENCH_IMAGES ?= 32
 BENCH_CONFIG ?=
+BENCH_ONLY ?=
 PYTEST_ARGS ?=
 # Python children write their bytecode here, never into the user's clone (users do not
 # set PYTHONDONTWRITEBYTECODE; a clone without upstream's .gitignore would show it).
@@ -27,11 +29,11 @@ TREE_ARG = --tree "$(PADDLEOCR)"
 KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 .DEFAULT_GOAL := help
-.PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench
+.PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench train train-config
 
 help: ## this list
-	@grep -hE '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) OUTPUT(=train_center.pkl) OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) OUTPUT(=train_center.pkl) CENTERS CENTER_WEIGHT OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
 
 $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 	python3 -m venv "$(VENV)"
@@ -46,6 +48,15 @@ export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOIN
 	@$(KITPY) export $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" \
 		--output "$(OUTPUT)" --opts "$(OPTS)" --force "$(FORCE)" --python "$(PYTHON)" --nproc "$(NPROC)"
 
+TRAIN_ARGS = $(TREE_ARG) --config "$(CONFIG)" --centers "$(CENTERS)" --center-weight "$(CENTER_WEIGHT)" \
+	--model "$(MODEL)" --checkpoint "$(CHECKPOINT)" --opts "$(OPTS)" --python "$(PYTHON)" --nproc "$(NPROC)"
+
+train: ## apply the series, train with CenterLoss on the centers, revert (always): CONFIG= CENTERS= [CENTER_WEIGHT= MODEL= CHECKPOINT= OPTS= NPROC=N]
+	@$(KITPY) train $(TRAIN_ARGS)
+
+train-config: ## write the derived training config only (for your own launcher, between make apply and make revert)
+	@$(KITPY) train $(TRAIN_ARGS) --config-only 1
+
 check: ## dry run: does the series for this clone's release apply cleanly? (for CI pinning a tag)
 	@$(KITPY) check $(TREE_ARG)
 
@@ -58,7 +69,7 @@ revert: ## restore every patched file byte-for-byte (also after a killed run)
 status: ## release, series, and whether the patches are applied or a run is open
 	@$(KITPY) status $(TREE_ARG)
 
-refresh: ## regenerate the export patches from tools/export_center.py
+refresh: ## regenerate the kit-generated patches from tools/export_center.py and tools/kit_center_loss.py
 	@$(KITPY) refresh
 
 inspect: ## print a centers pkl's report, chart its samples per class: CENTERS= [DICT= FORCE=1]
@@ -71,11 +82,11 @@ demo: $(VENV)/.installed ## built-in default: train a tiny distillation model, e
 	@$(KITPATH) "$(VENV)/bin/python" "$(KIT)/demo/run_demo.py" $(TREE_ARG) --invoked-from "$(CURDIR)"
 
 test: $(VENV)/.installed ## the test suite: every tier on every release (../shared's bundle or PADDLEOCR_REPO)
-	cd "$(KIT)" && "$(VENV)/bin/python" tests/release_envs.py install && "$(VENV)/bin/python" -m pytest $(PYTEST_ARGS)
+	cd "$(KIT)" && $(KITPATH) "$(VENV)/bin/python" tests/release_envs.py install && "$(VENV)/bin/python" -m pytest $(PYTEST_ARGS)
 
 smoke: ## seconds-long real export on this clone (tiny config, stand-in checkpoint): for CI pinning a tag
 	@$(call KITTOOL,smoke_export.py) $(TREE_ARG) --invoked-from "$(CURDIR)"
 
-bench: ## speed and memory ratios, one run (README quotes them): [PADDLEOCR= BENCH_IMAGES=32 BENCH_CONFIG=]
+bench: ## speed and memory ratios, one run (README quotes them): [PADDLEOCR= BENCH_IMAGES=32 BENCH_CONFIG= BENCH_ONLY=loss,...]
 	@$(call KITTOOL,bench.py) $(TREE_ARG) --invoked-from "$(CURDIR)" \
-		--images "$(BENCH_IMAGES)" --config "$(BENCH_CONFIG)"
+		--images "$(BENCH_IMAGES)" --config "$(BENCH_CONFIG)" --only "$(BENCH_ONLY)"

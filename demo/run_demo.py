@@ -6,7 +6,11 @@
 3. renders a synthetic digit set (synth_dataset.py);
 4. trains configs/tiny_distill_ctc_nrtr.yml (Teacher/Student, MultiHead CTC+NRTR) with
    the clone's tools/train.py (the checkpoint is cached in demo-output/ for later runs);
-5. runs `make export` on it and prints what the pkl holds.
+5. runs `make export` on it and prints what the pkl holds;
+6. fine-tunes the Student with its own centers (`make train`, CenterLoss on the Student,
+   FINETUNE_EPOCHS epochs) and prints, before and after, the center loss and the mean
+   distance of each recognised step's feature to its own class center over the mean
+   distance to the nearest other center (center_figures.py; same centers both times).
 
 Run by the Makefile, which puts the kit's scripts/ on PYTHONPATH.
 """
@@ -29,6 +33,7 @@ UPSTREAM_URL = "https://github.com/PaddlePaddle/PaddleOCR.git"
 CONFIG = os.path.join(KIT, "configs", "tiny_distill_ctc_nrtr.yml")
 OUT = os.path.join(KIT, "demo-output")
 EPOCHS = 12
+FINETUNE_EPOCHS = 4
 N_TRAIN, MAX_LEN = 600, 3
 
 
@@ -111,9 +116,43 @@ def demo(argv):
         centers = pickle.load(f)
     with open(os.path.splitext(output)[0] + ".report.json") as f:
         report = json.load(f)
-    print("\ndemo done: %s holds %d centers of width %d (Student, %d of %d images recognised); "
+    print("\nexport done: %s holds %d centers of width %d (Student, %d of %d images recognised); "
           "report: %s" % (output, len(centers), report["feature_width"], report["images_used"],
                           report["images_seen"], os.path.splitext(output)[0] + ".report.json"))
+    return finetune(tree, data, ckpt, output, opts)
+
+
+def center_figures(tree, ckpt, centers, opts):
+    cmd = [sys.executable, os.path.join(HERE, "center_figures.py"), CONFIG, ckpt, centers] + opts
+    r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
+    if r.returncode:
+        raise KitError("measuring the centers failed: %s" % (r.stderr.strip().splitlines() or ["?"])[-1])
+    return json.loads(r.stdout.splitlines()[-1])
+
+
+def finetune(tree, data, ckpt, centers, opts):
+    """make train: the Student fine-tuned with its own centers; the figures before and after."""
+    before = center_figures(tree, ckpt, centers, opts)
+    model_dir = os.path.join(OUT, "finetune")
+    shutil.rmtree(model_dir, ignore_errors=True)
+    train_opts = opts + ["Global.epoch_num=%d" % FINETUNE_EPOCHS, "Global.save_model_dir=%s" % model_dir,
+                         "Global.print_batch_step=20", "Global.save_epoch_step=%d" % FINETUNE_EPOCHS,
+                         "Eval.dataset.data_dir=%s" % data,
+                         "Eval.dataset.label_file_list=[%s]" % os.path.join(data, "train_list.txt")]
+    print("\nfine-tuning the Student with its centers (make train, %d epochs) ..." % FINETUNE_EPOCHS, flush=True)
+    cmd = ["make", "--no-print-directory", "-f", os.path.join(KIT, "Makefile"), "train", "PADDLEOCR=%s" % tree,
+           "PYTHON=%s" % sys.executable, "CONFIG=%s" % CONFIG, "CHECKPOINT=%s" % ckpt, "CENTERS=%s" % centers,
+           "OPTS=%s" % " ".join("-o " + o for o in train_opts)]
+    with open(os.path.join(OUT, "finetune.log"), "w") as log:
+        rc = subprocess.run(cmd, cwd=tree, stdout=log, stderr=subprocess.STDOUT).returncode
+    if rc:
+        raise KitError("make train failed (exit %d); see %s" % (rc, os.path.join(OUT, "finetune.log")))
+    after = center_figures(tree, os.path.join(model_dir, "latest"), centers, opts)
+    print("\n                 center loss   own/nearest-other distance   images recognised")
+    for label, f in (("before", before), ("after %d epochs" % FINETUNE_EPOCHS, after)):
+        print("  %-15s %10.4f   %26.3f   %d of %d" % (label, f["center_loss"], f["separation"], f["images_used"], f["images_seen"]))
+    print("(the Student's CTC features of the steps of the images it recognises, against the exported "
+          "centers; lower = tighter, better separated classes; log: %s)" % os.path.join(OUT, "finetune.log"))
     return 0
 
 

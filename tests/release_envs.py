@@ -22,8 +22,7 @@ from collections import namedtuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KIT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(KIT, "scripts"))
-sys.path.insert(0, HERE)
+sys.path.insert(0, HERE)  # centerkit comes on PYTHONPATH (the Makefile's KITPATH)
 
 from centerkit.releases import parse_version  # noqa: E402
 

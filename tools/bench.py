@@ -12,10 +12,15 @@ Run with the Python of a PaddleOCR tree (paddle + the tree's requirements):
      outputs taken from the dict, upstream's update_center;
    - the floor: a bare loop that forwards the Student only and does nothing else;
 3. peak memory (max RSS of `make export`) at 1k and 10k images with the tiny plain config;
-4. `make export NPROC=2` vs one process on the 10k images (CPU, gloo).
+4. `make export NPROC=2` vs one process on the 10k images (CPU, gloo);
+5. the training loss: upstream CenterLoss (the tree's ppocr/losses/center_loss.py) against
+   the kit's (tools/kit_center_loss.py), forward + backward at B=128, T=40, D=256 for
+   C=6625 and C=18383, same features, logits and centers: the extra peak RSS of the first
+   step (each in a fresh process, RSS high-water mark reset after the inputs are made) and
+   the best of 3 steps' time. loss_mem_ratio / loss_speedup are the smaller of the two C.
 
 The last line is machine-readable:
-bench: accumulate_speedup=.. e2e_vs_recipe=.. e2e_vs_floor=.. mem_10k_over_1k=.. nproc2_speedup=..
+bench: accumulate_speedup=.. e2e_vs_recipe=.. e2e_vs_floor=.. mem_10k_over_1k=.. nproc2_speedup=.. loss_mem_ratio=.. loss_speedup=..
 
 Run by the Makefile, which puts the kit's scripts/ on PYTHONPATH.
 """
@@ -76,6 +81,69 @@ def bench_accumulate(tree):
     print("accumulate  stock update_center %.1f ms, ours %.2f ms per batch (B=%d T=%d C=%d D=%d)"
           % (stock_s * 1e3, ours_s * 1e3, B, T, C, D))
     return stock_s / ours_s
+
+
+LOSS_SHAPE = (128, 40, 256)
+LOSS_CLASSES = (6625, 18383)
+
+
+def _rss_kib(field):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(field + ":"))
+
+
+def loss_step(kind, classes, tree):
+    """(extra peak MiB of the first forward+backward, best seconds of 3) in this process."""
+    import importlib.util
+
+    import paddle
+
+    paddle.set_device("cpu")
+    B, T, D = LOSS_SHAPE
+    rng = np.random.default_rng(0)
+    feats = paddle.to_tensor(rng.standard_normal((B, T, D)).astype(np.float32), stop_gradient=False)
+    logits = paddle.to_tensor(rng.standard_normal((B, T, classes)).astype(np.float32))
+    centers = rng.standard_normal((classes, D))
+    path = os.path.join(tree, "ppocr", "losses", "center_loss.py") if kind == "upstream" else \
+        os.path.join(KIT, "tools", "kit_center_loss.py")
+    spec = importlib.util.spec_from_file_location("bench_" + kind, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if kind == "upstream":
+        loss = module.CenterLoss(num_classes=classes, feat_dim=D)
+        loss.centers = paddle.to_tensor(centers)
+
+        def step():
+            loss((feats, logits), None)["loss_center"].backward()
+    else:
+        rows, table = paddle.to_tensor(np.arange(classes)), paddle.to_tensor(centers)
+
+        def step():
+            module.center_loss_value(feats, logits, rows, table, classes).backward()
+
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the RSS high-water mark: only what the step adds counts
+    base = _rss_kib("VmRSS")
+    step()
+    extra = (_rss_kib("VmHWM") - base) / 1024.0
+    return extra, best_of(step, 3)
+
+
+def bench_loss(tree):
+    results = {}
+    for classes in LOSS_CLASSES:
+        for kind in ("upstream", "kit"):
+            cmd = [sys.executable, os.path.abspath(__file__), "--loss-step", kind, "--classes", str(classes), "--tree", tree]
+            r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
+            if r.returncode:
+                raise SystemExit("bench: the %s loss step failed: %s" % (kind, r.stderr.strip()[-2000:]))
+            results[kind, classes] = [float(x) for x in r.stdout.split()[-2:]]
+        (um, ut), (km, kt) = results["upstream", classes], results["kit", classes]
+        print("loss        C=%d B=%d T=%d D=%d: upstream CenterLoss %.0f MiB %.0f ms, ours %.1f MiB %.1f ms "
+              "(forward+backward, extra peak RSS)" % (classes, *LOSS_SHAPE, um, ut * 1e3, km, kt * 1e3))
+    mem = min(results["upstream", c][0] / max(results["kit", c][0], 0.1) for c in LOSS_CLASSES)
+    speed = min(results["upstream", c][1] / results["kit", c][1] for c in LOSS_CLASSES)
+    return mem, speed
 
 
 def write_images(data, count, label, shape):
@@ -201,7 +269,13 @@ def main():
     p.add_argument("--loop", choices=["recipe", "floor"], help=argparse.SUPPRESS)
     p.add_argument("--ckpt", help=argparse.SUPPRESS)
     p.add_argument("--opts", help=argparse.SUPPRESS)
+    p.add_argument("--loss-step", choices=["upstream", "kit"], help=argparse.SUPPRESS)
+    p.add_argument("--classes", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--only", default="", help="comma list of parts: accumulate,e2e,memory,loss (default all)")
     a = p.parse_args()
+    if a.loss_step:
+        print("%f %f" % loss_step(a.loss_step, a.classes, a.tree))
+        return
     if a.loop:
         sys.path.insert(0, os.getcwd())
         print(loop_in_patched_tree(a.loop, a.config, a.ckpt, json.loads(a.opts)))
@@ -216,12 +290,21 @@ def main():
     config = a.config or next((c for c in SVTRV2_DISTILL if os.path.isfile(os.path.join(tree, c))), None)
     if config is None:
         raise SystemExit("bench: this tree has no SVTRv2 distillation config; pass BENCH_CONFIG=<config>")
+    parts = set((a.only or "accumulate,e2e,memory,loss").split(","))
+    nan = float("nan")
+    speedup = vs_recipe = vs_floor = mem = nproc = loss_mem = loss_speed = nan
     with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-bench-") as work:
-        speedup = bench_accumulate(tree)
-        vs_recipe, vs_floor = bench_e2e(tree, config, a.images, work)
-        mem, nproc = bench_memory_and_nproc(tree, work)
+        if "accumulate" in parts:
+            speedup = bench_accumulate(tree)
+        if "e2e" in parts:
+            vs_recipe, vs_floor = bench_e2e(tree, config, a.images, work)
+        if "memory" in parts:
+            mem, nproc = bench_memory_and_nproc(tree, work)
+        if "loss" in parts:
+            loss_mem, loss_speed = bench_loss(tree)
     print("bench: accumulate_speedup=%.1f e2e_vs_recipe=%.2f e2e_vs_floor=%.2f mem_10k_over_1k=%.2f "
-          "nproc2_speedup=%.2f" % (speedup, vs_recipe, vs_floor, mem, nproc))
+          "nproc2_speedup=%.2f loss_mem_ratio=%.1f loss_speedup=%.1f"
+          % (speedup, vs_recipe, vs_floor, mem, nproc, loss_mem, loss_speed))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,11 @@ from . import KIT_ROOT, KitError, files, flag, run_tool
 from . import chart, patchfile, preflight, releases
 from .export_script import export_script
 from .patch_queue import PatchQueue, read_manifest
-from .supervise import interrupt_on_term, launcher, run_child
+from .patched_run import report_kept_edits, run_patched
+from .supervise import launcher
 from .tree import TreeLock, find_tree
+from . import train_cmd
+from .train_cmd import cmd_train  # noqa: F401 (main dispatches on the command's name)
 
 
 def make_export_command(tree, python, config, checkpoint, output, opts, **variables):
@@ -78,11 +81,6 @@ def cmd_revert(a):
     return 0
 
 
-def report_kept_edits(q):
-    for path, keep in q.kept_edits:
-        print("ppocr-center-kit: note: %s was edited while patched; those edits are kept in %s" % (path, keep), file=sys.stderr)
-
-
 def cmd_export(a):
     tree = find_tree(a.tree, a.invoked_from)
     config = preflight.resolve_config(tree, a.config, a.invoked_from)
@@ -104,29 +102,16 @@ def cmd_export(a):
     files.refuse_existing([report], a.force)
     if not os.path.isdir(os.path.dirname(output)):
         raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
-    launch = launcher(a.nproc)
-    interrupt_on_term()
-    with TreeLock(tree):
-        q, version = PatchQueue.for_tree(tree)
-        try:
-            with q.applied(version, outputs=[output, report, samples_png]):
-                env = dict(os.environ, PADDLEOCR_RELEASE=str(version))
-                cmd = [a.python or sys.executable, *launch, "tools/export_center.py", "-c", config, "-o", *opts]
-                print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-                rc = run_child(cmd, cwd=tree, env=env)
-        finally:
-            if q.reverted:
-                print("reverted series %s: %s byte-identical to before" % (q.series, ", ".join(q.targets())), flush=True)
-                report_kept_edits(q)
+    cmd = [a.python or sys.executable, *launcher(a.nproc), "tools/export_center.py", "-c", config, "-o", *opts]
+    rc = run_patched(tree, cmd, outputs=[output, report, samples_png])
     if rc == 0:
         chart.write_of_report(report, samples_png, a.force)
-    return 128 - rc if rc < 0 else rc  # killed by signal N: the shell's 128+N
+    return rc
 
 
 def cmd_refresh(a):
     stale = []
-    for series in patchfile.all_series():
-        path, text = patchfile.refreshed_export_patch(series)
+    for path, text in [pt for series in patchfile.all_series() for pt in patchfile.refreshed_patches(series)]:
         with open(path, encoding="utf-8") as f:
             if f.read() == text:
                 continue
@@ -151,6 +136,7 @@ def main(argv=None):
             for opt in ("config", "checkpoint", "model", "output", "opts", "python", "nproc"):
                 s.add_argument("--" + opt, default="")
             s.add_argument("--force", default="")
+    train_cmd.add_arguments(sub.add_parser("train"))  # make train / make train-config
     r = sub.add_parser("refresh")
     r.add_argument("--check", action="store_true", help="exit 1 if a patch is stale, change nothing")
     a = p.parse_args(argv)

@@ -121,6 +121,8 @@ class PatchQueue:
             path = os.path.join(self.tree, rel)
             if os.path.exists(path):
                 checks += [path, os.path.dirname(path)]
+            elif os.path.isdir(os.path.dirname(path)):  # a file the series creates
+                checks.append(os.path.dirname(path))
         for path in checks:
             if not os.access(path, os.W_OK | (os.X_OK if os.path.isdir(path) else 0)):
                 raise KitError(
@@ -242,9 +244,12 @@ class PatchQueue:
             for rel, entry in m["files"].items():
                 path = os.path.join(self.tree, rel)
                 remove_temps(path)
-                if not entry["existed"]:
+                if not entry["existed"]:  # a file the series created: removed, edits kept aside
+                    if os.path.isfile(path):
+                        self._keep_edits(path, entry)
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
+                    fault_point("revert.file-removed")
                     continue
                 if _is_original(path, entry):
                     fault_point("revert.file-restored")

@@ -1,17 +1,21 @@
 """Patch files of a series: reading the quilt `series` order, their targets, and
-regenerating the export patch from the export script (`make refresh`).
+regenerating the kit-owned parts of patches from the kit's files (`make refresh`).
 
 The export patch is a whole-file replacement: one hunk removing every upstream line and
 adding every line of tools/export_center.py. So the upstream text can be read back from
-the patch itself, and refresh needs no PaddleOCR tree.
+the patch itself, and refresh needs no PaddleOCR tree. A file the series adds to the tree
+(NEW_FILES: the training loss) is a `new file` diff at the end of its patch, after the
+patch's hand-made hunks, and is regenerated from the kit's copy the same way.
 """
 
 import os
 import re
 
-from . import EXPORT_SCRIPT, PATCHES_DIR, KitError
+from . import EXPORT_SCRIPT, KIT_ROOT, PATCHES_DIR, KitError
 
 EXPORT_TARGET = "tools/export_center.py"
+# files the series creates in the tree: {path in the tree: the kit's source of it}
+NEW_FILES = {"ppocr/losses/kit_center_loss.py": os.path.join(KIT_ROOT, "tools", "kit_center_loss.py")}
 _DIFF = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
 
 
@@ -82,3 +86,35 @@ def all_series():
     return sorted(
         d for d in os.listdir(PATCHES_DIR) if os.path.isfile(os.path.join(PATCHES_DIR, d, "series"))
     )
+
+
+def new_file_diff(path, new):
+    """A git diff that creates `path` holding `new` (ends with a newline)."""
+    lines = new.splitlines(True)
+    return (
+        "diff --git a/{p} b/{p}\nnew file mode 100644\n--- /dev/null\n+++ b/{p}\n@@ -0,0 +1,{n} @@\n".format(p=path, n=len(lines))
+        + "".join("+" + l for l in lines)
+    )
+
+
+def refreshed_new_file_patches(series):
+    """[(path, text)] every patch of the series that creates a NEW_FILES file must have:
+    its text up to that file's diff (header and hand-made hunks), then the kit's file."""
+    out = []
+    for patch in series_patches(series):
+        created = [t for t in targets(patch) if t in NEW_FILES]
+        if not created:
+            continue
+        with open(patch, encoding="utf-8") as f:
+            text = f.read()
+        for target in created:
+            head = text.split("diff --git a/%s b/%s\n" % (target, target), 1)[0]
+            with open(NEW_FILES[target], encoding="utf-8") as f:
+                text = head + new_file_diff(target, f.read())
+        out.append((patch, text))
+    return out
+
+
+def refreshed_patches(series):
+    """[(path, text)] of every kit-generated patch of the series (`make refresh`)."""
+    return [refreshed_export_patch(series)] + refreshed_new_file_patches(series)

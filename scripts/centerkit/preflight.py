@@ -42,11 +42,11 @@ def check(tree, config_path, opts):
     dict_path = g.get("character_dict_path")
     if dict_path and not os.path.isfile(_in_tree(tree, dict_path)):
         raise KitError("dictionary %s does not exist; fix Global.character_dict_path (OPTS='-o Global.character_dict_path=...')" % dict_path)
-    _check_data(tree, config["Train"]["dataset"])
+    check_data(tree, config["Train"]["dataset"])
     return config
 
 
-def _check_data(tree, ds):
+def check_data(tree, ds):
     data_dir = _in_tree(tree, ds.get("data_dir") or ".")
     if not os.path.isdir(data_dir):
         raise KitError("Train.dataset.data_dir %s does not exist; fix it in the config or OPTS" % ds.get("data_dir"))

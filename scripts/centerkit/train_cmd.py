@@ -1,0 +1,107 @@
+"""`make train` and `make train-config`: train with the exported centers in a clone.
+
+make train-config: derive the training config (centerkit.train_config), check the centers
+against the chosen model in the clone, write the YAML into Global.save_model_dir.
+make train: the same, then the series applied, the clone's own tools/train.py run on the
+derived YAML (under paddle.distributed.launch for NPROC>1), and the series reverted on
+exit, failure or Ctrl-C, as make export does.
+"""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+
+from . import KIT_ROOT, KitError, preflight
+from . import train_config as tc
+from .export_script import export_script as ec
+from .patched_run import run_patched
+from .supervise import launcher
+from .tree import find_tree
+
+LOSS_SOURCE = os.path.join(KIT_ROOT, "tools", "kit_center_loss.py")
+ARGS = ("tree", "config", "centers", "center_weight", "model", "checkpoint", "opts", "python", "nproc", "config_only")
+
+
+def add_arguments(parser):
+    for name in ARGS:
+        parser.add_argument("--" + name.replace("_", "-"), default="")
+
+
+def _abs(path, base):
+    return os.path.abspath(os.path.join(base, path))
+
+
+def _weight(text):
+    if text in (None, ""):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not value > 0:
+        raise KitError("CENTER_WEIGHT=%s is not a positive number; pass e.g. CENTER_WEIGHT=0.05" % text)
+    return value
+
+
+def run_probe(tree, python, config, chosen, centers):
+    with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-probe-") as tmp:
+        given = os.path.join(tmp, "probe.json")
+        with open(given, "w", encoding="utf-8") as f:
+            json.dump({"config": config, "chosen": chosen, "centers": centers, "loss_source": LOSS_SOURCE}, f)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(KIT_ROOT, "scripts"), os.environ.get("PYTHONPATH")])))
+        r = subprocess.run([python, "-m", "centerkit.train_config", "probe", given], cwd=tree, env=env,
+                           capture_output=True, text=True)
+    lines = r.stdout.strip().splitlines()
+    if r.returncode or not lines:
+        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise KitError("could not build the model of this config with %s in %s (%s); check CONFIG, OPTS and PYTHON" % (python, tree, last))
+    result = json.loads(lines[-1])
+    if "error" in result:
+        raise KitError(result["error"].replace("ppocr-center-kit: ", ""))
+    return result
+
+
+def derive(a):
+    """(tree, derived config path, python): everything checked, the YAML written."""
+    tree = find_tree(a.tree, a.invoked_from)
+    python = a.python or sys.executable
+    config_path = preflight.resolve_config(tree, a.config, a.invoked_from)
+    try:
+        opts = [o for o in shlex.split(a.opts or "") if o not in ("-o", "--opt")]
+        config = ec.load_config(config_path, ec.parse_opts(opts))
+    except ValueError as e:
+        raise KitError("OPTS=%s cannot be split (%s); quote it as in a shell" % (a.opts, e))
+    except ec.ExportError as e:
+        raise KitError(str(e))
+    weight = _weight(a.center_weight)
+    chosen = tc.chosen_models(config, a.model)
+    tc.check(config, chosen)
+    if not a.centers:
+        raise KitError("no CENTERS given; pass CENTERS=train_center.pkl (written by make export)")
+    centers = _abs(a.centers, a.invoked_from)
+    checkpoint = None
+    if a.checkpoint:
+        checkpoint = ec.checkpoint_prefix(_abs(a.checkpoint, a.invoked_from))
+        if not os.path.isfile(checkpoint + ".pdparams"):
+            raise KitError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % checkpoint)
+    preflight.check_data(tree, config["Train"]["dataset"])
+    found = run_probe(tree, python, config, chosen, centers)
+    derived = tc.derive(config, centers, weight, chosen, found["num_classes"], found["width"], found["cuda"], checkpoint)
+    path = tc.derived_path(tree, derived)
+    tc.write(derived, path)
+    print("wrote %s (CenterLoss on %s, %d classes, features %d wide, weight %g)" % (
+        path, ", ".join(chosen) or "the model", found["num_classes"], found["width"], derived["Loss"]["kit_center"]["weight"]), flush=True)
+    return tree, path, python
+
+
+def cmd_train(a):
+    launch = launcher(a.nproc)  # a bad NPROC before anything else
+    tree, path, python = derive(a)
+    if a.config_only not in ("", "0"):
+        print("train with it on your own launcher between `make apply` and `make revert`:\n"
+              "  python tools/train.py -c %s" % shlex.quote(os.path.relpath(path, tree) if path.startswith(tree + os.sep) else path))
+        return 0
+    return run_patched(tree, [python, *launch, "tools/train.py", "-c", path])

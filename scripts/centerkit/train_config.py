@@ -1,0 +1,169 @@
+"""The derived training config of `make train` / `make train-config`: the user's config (never
+edited) plus what training with the exported centers needs, written as a new YAML.
+
+- Loss: the config's own loss section stays as it is (tools/train.py reads its
+  loss_config_list to size the heads, tools/program.py its name to decode MultiLoss
+  predictions), and gets a `kit_center` entry, which the patched ppocr.losses.build_loss
+  turns into KitCenterLoss around that loss. An upstream CenterLoss entry of a CombinedLoss
+  (PP-OCRv2 enhanced CTC) is replaced by it, keeping its weight unless CENTER_WEIGHT= is given.
+- Head: a MultiHead's CTCHead gets the patch's `kit_center_feats` switch (features under
+  head_out["ctc_feats"], the other losses see upstream's outputs); a plain CTCHead gets
+  upstream's own `return_feats` (the (features, logits) tuple CTCLoss already accepts).
+  Only the chosen model(s): a Distillation Teacher is left alone.
+- Global: pretrained_model = CHECKPOINT (and the sub-models' own `pretrained` dropped, as
+  the export does); use_gpu false when Paddle has no CUDA (program.py of v3.x crashes).
+
+`python -m centerkit.train_config probe <config.json> <centers.pkl> <kit_center_loss.py>`
+runs in the clone with its Python: it builds the chosen model(s) as tools/train.py would,
+reads the CTC head's last FC (feature width, classes) and checks the pkl against them.
+"""
+
+import copy
+import json
+import os
+import sys
+
+import yaml
+
+from . import KitError
+from .export_script import export_script as ec
+
+DERIVED_NAME = "centerkit_train.yml"
+DEFAULT_WEIGHT = 0.05  # upstream's enhanced CTC config
+
+
+def chosen_models(config, model):
+    """[sub-model names] the center loss applies to ([] for a single model)."""
+    names = ec.sub_model_names(config)
+    if not names:
+        if model:
+            raise KitError("MODEL=%s is given but the config is not a Distillation model; drop MODEL=" % model)
+        return []
+    chosen = [m.strip() for m in (model or "Student").split(",") if m.strip()]
+    for m in chosen:
+        if m not in names:
+            raise KitError("MODEL=%s is not a sub-model of this Distillation config; choose one of: %s" % (m, ", ".join(names)))
+    return chosen
+
+
+def model_archs(config, chosen):
+    arch = config["Architecture"]
+    return [arch["Models"][m] for m in chosen] if chosen else [arch]
+
+
+def check(config, chosen):
+    """KitError unless every chosen model is a rec model with a CTC head."""
+    if config["Architecture"].get("model_type") != "rec":
+        raise KitError("Architecture.model_type is %r, not 'rec'; pass a text recognition config" % config["Architecture"].get("model_type"))
+    for section in ("Global", "PostProcess", "Train", "Loss"):
+        if not isinstance(config.get(section), dict):
+            raise KitError("the config has no %s section; pass a full training config" % section)
+    for arch in model_archs(config, chosen):
+        try:
+            ec.require_ctc_head(arch)
+        except ec.ExportError as e:
+            raise KitError(str(e))
+
+
+def ctc_head_args(arch):
+    """The arguments dict of the CTCHead of an architecture being derived (MultiHead keeps
+    them under its CTCHead entry's Head), made a dict where the YAML left it empty."""
+    head = arch["Head"]
+    if head["name"] == "CTCHead":
+        return head
+    entry = next(e for e in head["head_list"] if "CTCHead" in e)
+    ctc = entry["CTCHead"] = entry["CTCHead"] or {}
+    ctc["Head"] = ctc.get("Head") or {}
+    return ctc["Head"]
+
+
+def _center_loss_entries(loss):
+    return [i for i, d in enumerate(loss.get("loss_config_list") or []) if isinstance(d, dict) and "CenterLoss" in d]
+
+
+def derive(config, centers, weight, chosen, num_classes, width, cuda, checkpoint=None):
+    """The training config (a new dict) that trains `chosen` with the centers."""
+    config = copy.deepcopy(config)
+    config.pop("Export", None)
+    loss = config["Loss"]
+    if "kit_center" in loss:
+        raise KitError("the config's Loss already has a kit_center entry (a derived config?); pass the original config")
+    upstream_center = _center_loss_entries(loss)
+    if weight in (None, ""):
+        weights = [(loss["loss_config_list"][i]["CenterLoss"] or {}).get("weight") for i in upstream_center]
+        weight = next((w for w in weights if w is not None), DEFAULT_WEIGHT)
+    for i in reversed(upstream_center):  # the kit's loss takes its place
+        del loss["loss_config_list"][i]
+    loss["kit_center"] = {"center_file_path": centers, "weight": float(weight), "num_classes": int(num_classes),
+                          "feat_dim": int(width), "model_name_list": list(chosen)}
+    for arch in model_archs(config, chosen):
+        head = ctc_head_args(arch)
+        if arch["Head"]["name"] == "MultiHead":
+            head["kit_center_feats"] = True
+        else:
+            head["return_feats"] = True
+    g = config["Global"]
+    if checkpoint:
+        g["pretrained_model"] = checkpoint
+        g.pop("checkpoints", None)
+        for sub in (config["Architecture"].get("Models") or {}).values():
+            sub.pop("pretrained", None)
+    if not cuda:
+        g["use_gpu"] = False
+    return config
+
+
+def derived_path(tree, config):
+    save_dir = config["Global"].get("save_model_dir") or "./output/rec/"
+    return os.path.join(tree, save_dir, DERIVED_NAME) if not os.path.isabs(save_dir) else os.path.join(save_dir, DERIVED_NAME)
+
+
+def write(config, path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    text = "# written by ppocr-center-kit (make train-config): the training config with CenterLoss\n" + \
+        yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=None)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------
+# In the clone, with its Python
+# ---------------------------------------------------------------------------------------
+def probe(config, chosen, centers, loss_source):
+    """{"num_classes", "width", "cuda"} of the chosen model(s), or {"error": one line}."""
+    sys.path.insert(0, os.getcwd())
+    import importlib.util
+
+    import paddle
+    from ppocr.modeling.architectures.base_model import BaseModel
+    from ppocr.postprocess import build_post_process
+
+    paddle.set_device("cpu")
+    ec.set_head_channels(config, ec.post_process_classes(config))
+    found = set()
+    for arch in model_archs(config, chosen):
+        arch = copy.deepcopy(arch)
+        for key in ("pretrained", "freeze_params", "return_all_feats"):
+            arch.pop(key, None)
+        model = BaseModel(arch)
+        fc = ec.ctc_last_fc(ec.ctc_heads(model)[0])
+        found.add((int(fc.weight.shape[0]), int(fc.weight.shape[1])))
+    if len(found) != 1:
+        return {"error": "the chosen models %s have CTC features of different widths/classes %s; train with one MODEL= at a time" % (chosen, sorted(found))}
+    (width, classes), = found
+    spec = importlib.util.spec_from_file_location("kit_center_loss", loss_source)
+    kcl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kcl)
+    try:
+        kcl.read_centers(centers, classes, width)
+    except kcl.CenterFileError as e:
+        return {"error": str(e)}
+    return {"num_classes": classes, "width": width, "cuda": bool(paddle.is_compiled_with_cuda())}
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["probe"]:
+    with open(sys.argv[2], encoding="utf-8") as f:
+        given = json.load(f)
+    print(json.dumps(probe(given["config"], given["chosen"], given["centers"], given["loss_source"])))
