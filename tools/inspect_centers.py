@@ -21,7 +21,7 @@ from centerkit.export_script import export_script
 
 UNKNOWN = "unknown"
 # Rows of format_report whose values the pkl alone cannot give; they are numbers there.
-SAMPLE_ROWS = ("samples per class",)
+SAMPLE_ROWS = ("samples per class", "lines read per label file")
 DICT_ROWS = ("classes with a center", "classes out of the dictionary", "characters without a center")
 
 

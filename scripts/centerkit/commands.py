@@ -93,7 +93,7 @@ def cmd_export(a):
     # Paths go as JSON strings, which YAML reads verbatim: a bare `a #1` or `a: b` would not.
     if a.checkpoint:
         ckpt = a.checkpoint if os.path.isabs(a.checkpoint) else os.path.join(a.invoked_from, a.checkpoint)
-        opts.append("Global.checkpoints=%s" % json.dumps(os.path.abspath(ckpt)))
+        opts.append("Export.checkpoint=%s" % json.dumps(os.path.abspath(ckpt)))
     if a.model:
         opts.append("Export.model=%s" % a.model)
     output = os.path.abspath(os.path.join(a.invoked_from, a.output or "train_center.pkl"))

@@ -30,14 +30,13 @@ def check(tree, config_path, opts):
         export_script.check_rec_ctc_config(config)
     except export_script.ExportError as e:
         raise KitError(str(e))
-    name, model_arch = export_script.chosen_model_arch(config)
-    ckpt = export_script.checkpoint_path(config)
-    if ckpt:
-        base = export_script.checkpoint_prefix(ckpt)
-        if not os.path.isfile(_in_tree(tree, base) + ".pdparams"):
-            raise KitError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % base)
-    elif not (name and model_arch.get("pretrained")):
+    weights = export_script.weights_source(config)
+    if weights is None:
         raise KitError("the config names no checkpoint; pass CHECKPOINT=output/<model>/best_accuracy")
+    base = export_script.checkpoint_prefix(weights.path)
+    if not os.path.isfile(_in_tree(tree, base) + ".pdparams"):
+        raise KitError("checkpoint %s.pdparams (%s) does not exist; pass CHECKPOINT=<path without .pdparams>"
+                       % (base, weights.source))
     g = config["Global"]
     dict_path = g.get("character_dict_path")
     if dict_path and not os.path.isfile(_in_tree(tree, dict_path)):
