@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -69,16 +70,37 @@ def test_ratio_list_is_ignored_on_one_and_two_processes(run_setup, tmp_path):
     assert git_status(tree) == before
 
 
-def test_an_unreadable_image_is_one_line_naming_it(run_setup, tmp_path):
-    """img/3.png exists (the preflight passes it) but is not an image: upstream would log
-    and read img/4.png in its place; the kit stops, naming the line, and writes nothing."""
+@pytest.mark.parametrize("problem", ["broken image", "missing image"])
+def test_an_unreadable_image_is_one_line_naming_it(run_setup, tmp_path, problem):
+    """A broken image exists, so the preflight passes it; a missing image on a line the
+    preflight's bounded sample does not read is found by the export. Upstream would log and
+    read the next image in its place; the kit stops, naming the line, and writes nothing."""
+    from centerkit import preflight
+
     tree, python, ckpt, data, opts = run_setup
-    (data / "img" / "3.png").write_bytes(b"not a png")
+    labels = data / "train.txt"
+    if problem == "broken image":
+        (data / "img" / "3.png").write_bytes(b"not a png")
+        image, number = "img/3.png", 4
+    else:  # 80 lines, one of them out of the preflight's sample naming a missing image
+        first = labels.read_text().splitlines(True)
+        lines = []
+        for i in range(80):  # img/i.png, a copy of img/(i % 11).png, with its label
+            if i >= 11:
+                shutil.copy(str(data / "img" / ("%d.png" % (i % 11))), str(data / "img" / ("%d.png" % i)))
+            lines.append("img/%d.png\t%s" % (i, first[i % 11].split("\t", 1)[1]))
+        labels.write_text("".join(lines))
+        sampled = {l for _, l in preflight.sample_lines(str(labels))}
+        number = next(n for n in range(40, 80) if lines[n - 1].encode() not in sampled)
+        image = "img/missing.png"
+        lines[number - 1] = image + "\t" + lines[number - 1].split("\t", 1)[1]
+        labels.write_text("".join(lines))
+        assert all(image.encode() not in l for _, l in preflight.sample_lines(str(labels)))
     out = tmp_path / "out" / "centers.pkl"
     out.parent.mkdir()
-    r = export(tree, python, ckpt, out, opts + ["Train.dataset.label_file_list=[%s]" % (data / "train.txt")])
+    r = export(tree, python, ckpt, out, opts + ["Train.dataset.label_file_list=[%s]" % labels])
     assert recipe_exit(r) == 2, r.stdout[-2000:] + r.stderr[-2000:]
     lines = error_lines(r)
-    assert len(lines) == 1 and "image img/3.png, line 4 of %s" % (data / "train.txt") in lines[0], r.stderr[-3000:]
+    assert len(lines) == 1 and "image %s, line %d of %s" % (image, number, labels) in lines[0], r.stderr[-3000:]
     assert os.listdir(out.parent) == []
     assert git_status(tree) == ""
