@@ -8,6 +8,7 @@ PADDLEOCR ?=
 CONFIG   ?=
 CHECKPOINT ?=
 MODEL    ?=
+MODE     ?=
 OUTPUT   ?=
 OPTS     ?=
 FORCE    ?=
@@ -31,7 +32,7 @@ KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 help: ## this list
 	@grep -hE '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) OUTPUT(=train_center.pkl) OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
+	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) MODE(=eval) OUTPUT(=train_center.pkl) OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
 
 $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 	python3 -m venv "$(VENV)"
@@ -42,8 +43,8 @@ $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 setup: $(VENV)/.installed ## create .venv with the kit, paddlepaddle (CPU) and test tools
 	@echo "kit environment ready: $(VENV)"
 
-export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOINT= MODEL= OUTPUT= OPTS= FORCE=1 NPROC=N]
-	@$(KITPY) export $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" \
+export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOINT= MODEL= MODE=eval|train OUTPUT= OPTS= FORCE=1 NPROC=N]
+	@$(KITPY) export $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" --mode "$(MODE)" \
 		--output "$(OUTPUT)" --opts "$(OPTS)" --force "$(FORCE)" --python "$(PYTHON)" --nproc "$(NPROC)"
 
 check: ## dry run: does the series for this clone's release apply cleanly? (for CI pinning a tag)

@@ -34,6 +34,7 @@ import yaml
 EXPORT_DEFAULTS = {
     "checkpoint": None,  # the weights to export from (the kit's CHECKPOINT=); before Global.checkpoints
     "model": "Student",  # sub-model of a Distillation config to export
+    "mode": "eval",  # eval: inference's features, deterministic; train: upstream's (train-mode BN, dropout)
     "output": "train_center.pkl",
     "report": None,  # default: <output without .pkl>.report.json
     "force": False,  # overwrite an existing output
@@ -42,6 +43,7 @@ DISTILLATION = "Distillation"
 # What says where a dataset's samples come from (the rest of a dataset section is how to read them).
 # Not ratio_list: below 1, SimpleDataSet reads a random subset with an unseeded RNG.
 DATA_SOURCE_KEYS = ("data_dir", "label_file_list", "delimiter")
+MODES = ("eval", "train")
 # The switch the kit's rec_ctc_head.py patch adds: CTCHead returns (features, probs) in eval.
 EVAL_FEATS_SWITCH = "return_feats_in_eval"
 
@@ -155,6 +157,8 @@ def check_rec_ctc_config(config):
         if not isinstance(config.get(section), dict):
             raise ExportError("the config has no %s section; pass a full training config" % section)
     require_ctc_head(chosen_model_arch(config)[1])
+    if config["Export"]["mode"] not in MODES:
+        raise ExportError("MODE=%s is not one of %s (-o Export.mode=...)" % (config["Export"]["mode"], ", ".join(MODES)))
 
 
 def set_head_channels(config, char_num):
@@ -438,6 +442,7 @@ def format_report(report):
         ("characters without a center", "%d %s" % (len(missing), "".join(missing[:40]) + ("..." if len(missing) > 40 else ""))),
         ("feature width", report["feature_width"]),
         ("sub-model", report.get("model") or "(single model)"),
+        ("mode", report.get("mode", "eval")),
         ("weights", "%s (%s)" % (report.get("checkpoint"), report.get("weights_source", "unknown"))),
         ("release", report.get("release") or "unknown"),
     ]
@@ -573,7 +578,7 @@ def load_checkpoint(model, path):
 
 def run(config, logger):
     """The export, in its steps; returns the report (None on ranks other than 0)."""
-    device, rank, world_size = set_up_devices(config)
+    device, rank, world_size = set_up_devices(config, logger)
     name, weights, ctc_decode = derive_for_this_tree(config)
     data = train_images(config, device, rank, world_size, logger)
     net, acc = build_exported_model(config, name, weights, logger)
@@ -589,14 +594,19 @@ def run(config, logger):
                          dict(model=name, weights=weights, seconds=seconds, lines_read=lines_read), logger)
 
 
-def set_up_devices(config):
-    """(device, rank, world size): a GPU when Paddle has CUDA and Global.use_gpu is true,
-    else the CPU; world size > 1 under paddle.distributed.launch / spawn (NCCL on GPUs,
-    gloo on CPU)."""
+def set_up_devices(config, logger):
+    """(device, rank, world size): a GPU when Global.use_gpu is true and Paddle has one (a
+    warning when it has none), else the CPU; the log names the device used. World size > 1
+    under paddle.distributed.launch / spawn (NCCL on GPUs, gloo on CPU)."""
     import paddle
 
-    use_gpu = bool(config["Global"].get("use_gpu")) and paddle.is_compiled_with_cuda()
-    device = paddle.set_device("gpu:%d" % paddle.distributed.ParallelEnv().dev_id if use_gpu else "cpu")
+    wanted = bool(config["Global"].get("use_gpu"))
+    gpus = paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0
+    if wanted and not gpus:
+        logger.warning("Global.use_gpu is true but this Paddle %s: exporting on the CPU"
+                       % ("sees no GPU" if paddle.is_compiled_with_cuda() else "is a CPU-only build"))
+    device = paddle.set_device("gpu:%d" % paddle.distributed.ParallelEnv().dev_id if wanted and gpus else "cpu")
+    logger.info("device: %s", paddle.get_device())
     world_size = paddle.distributed.get_world_size()
     config["Global"]["distributed"] = world_size > 1
     if world_size > 1:
@@ -708,7 +718,7 @@ def unreadable_sample(dataset, sources, idx):
 
 
 def build_exported_model(config, name, weights, logger):
-    """(the exported (sub-)model in eval mode with its CTC heads returning features, an
+    """(the exported (sub-)model in Export.mode with its CTC heads returning features, an
     empty CenterAccumulator as wide as the input of its CTC head's last FC)."""
     from ppocr.modeling.architectures import build_model
 
@@ -720,15 +730,33 @@ def build_exported_model(config, name, weights, logger):
     if weights_warning(weights):
         logger.warning(weights_warning(weights))
     heads = ctc_heads(net)
-    for head in heads:
-        setattr(head, EVAL_FEATS_SWITCH, True)
-    net.eval()
+    set_mode(net, heads, config["Export"]["mode"])
+    logger.info("mode: %s", config["Export"]["mode"])
     if not heads:
         raise ExportError("the model has no CTCHead; export centers from a CTC recognition config")
     last_fc = ctc_last_fc(heads[0])
     if _csr_matvecs is None:
         logger.warning("scipy is missing: centers are summed with numpy's add.at, ~30x slower (pip install scipy)")
     return net, CenterAccumulator(last_fc.weight.shape[1], last_fc.weight.shape[0])  # weight: [in, out]
+
+
+def set_mode(net, heads, mode):
+    """eval: every layer in eval mode, the CTC heads returning their features (the kit's
+    patch). train: what the stock script runs, every layer in train mode (BatchNorm on
+    batch statistics, dropout on), the CTC heads' own return_feats (features, logits);
+    a MultiHead alone is kept out of train mode, so it returns its CTC branch only and
+    never runs the NRTR/SAR head (which needs labels), while its CTC layers train."""
+    if mode == "eval":
+        for head in heads:
+            setattr(head, EVAL_FEATS_SWITCH, True)
+        net.eval()
+        return
+    net.train()
+    for head in heads:
+        head.return_feats = True
+    for layer in net.sublayers(include_self=True):
+        if type(layer).__name__ == "MultiHead":
+            layer.training = False
 
 
 def accumulate(net, data, acc, ctc_decode, show_progress):
@@ -743,13 +771,22 @@ def accumulate(net, data, acc, ctc_decode, show_progress):
             for batch in data.loader:
                 data.check_reads()
                 feats, probs = head_outputs(net(batch[0]))
-                class_idx = probs.numpy().argmax(axis=-1)  # numpy's argmax is the fast one on CPU
+                class_idx = argmax_on_host(probs)
                 acc.update(feats, class_idx, recognised(ctc_decode, class_idx, batch[1].numpy()))
                 progress(len(class_idx))
         data.check_reads()
     finally:
         progress(None)
     return round(time.time() - start, 3)
+
+
+def argmax_on_host(probs):
+    """The [B, T] argmax class of [B, T, C] scores as a numpy array: taken on the device, so
+    only B x T indices cross to the host (the scores are ~190 MB a batch for an 18k-class
+    dictionary); on the CPU numpy's argmax is the fast one."""
+    if probs.place.is_cpu_place():
+        return probs.numpy().argmax(axis=-1)
+    return probs.argmax(axis=-1).numpy()
 
 
 def write_centers(config, acc, dict_chars, run_info, logger):
@@ -764,7 +801,8 @@ def write_centers(config, acc, dict_chars, run_info, logger):
     centers = acc.centers()
     out, report_path = output_paths(config)
     meta = dict(images_seen=acc.images_seen, images_used=acc.images_used, model=run_info["model"],
-                checkpoint=run_info["weights"].path, weights_source=run_info["weights"].source, release=os.environ.get("PADDLEOCR_RELEASE"),
+                checkpoint=run_info["weights"].path, weights_source=run_info["weights"].source,
+                mode=config["Export"]["mode"], release=os.environ.get("PADDLEOCR_RELEASE"),
                 seconds=run_info["seconds"], output=out, lines_read_per_label_file=run_info["lines_read"])
     report = summarize(centers, acc.counts, dict_chars, meta)
     report["samples_per_class"] = {str(c): int(acc.counts[c]) for c in centers}

@@ -96,23 +96,27 @@ def cmd_export(a):
         opts.append("Export.checkpoint=%s" % json.dumps(os.path.abspath(ckpt)))
     if a.model:
         opts.append("Export.model=%s" % a.model)
+    if a.mode:
+        opts.append("Export.mode=%s" % a.mode)
     output = os.path.abspath(os.path.join(a.invoked_from, a.output or "train_center.pkl"))
     opts += ["Export.output=%s" % json.dumps(output), "Export.force=%s" % ("true" if a.force else "false")]
     samples_png = files.chart_path(output)
     files.refuse_existing([output, samples_png], a.force)  # before hours of export, not after
-    report = os.path.join(tree, export_script.output_paths(preflight.check(tree, config, opts))[1])
+    checked = preflight.check(tree, config, opts)
+    report = os.path.join(tree, export_script.output_paths(checked)[1])
     files.refuse_existing([report], a.force)
     if not os.path.isdir(os.path.dirname(output)):
         raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
-    launch = launcher(a.nproc)
+    python = a.python or sys.executable
+    launch, launch_env = launcher(a.nproc, bool(checked["Global"].get("use_gpu")), python)
     interrupt_on_term()
     with TreeLock(tree):
         q, version = PatchQueue.for_tree(tree)
         try:
             with q.applied(version, outputs=[output, report, samples_png]):
-                env = dict(os.environ, PADDLEOCR_RELEASE=str(version))
-                cmd = [a.python or sys.executable, *launch, "tools/export_center.py", "-c", config, "-o", *opts]
-                print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+                env = dict(os.environ, PADDLEOCR_RELEASE=str(version), **launch_env)
+                cmd = [python, *launch, "tools/export_center.py", "-c", config, "-o", *opts]
+                print("+ " + " ".join(shlex.quote(c) for c in ["%s=%s" % kv for kv in launch_env.items()] + cmd), flush=True)
                 rc = run_child(cmd, cwd=tree, env=env)
         finally:
             if q.reverted:
@@ -148,7 +152,7 @@ def main(argv=None):
         s = sub.add_parser(name)
         s.add_argument("--tree", default="")
         if name == "export":
-            for opt in ("config", "checkpoint", "model", "output", "opts", "python", "nproc"):
+            for opt in ("config", "checkpoint", "model", "mode", "output", "opts", "python", "nproc"):
                 s.add_argument("--" + opt, default="")
             s.add_argument("--force", default="")
     r = sub.add_parser("refresh")
