@@ -164,7 +164,9 @@ def check_rec_ctc_config(config):
 def set_head_channels(config, char_num):
     """Head out_channels / out_channels_list as tools/train.py (v2.8 on) sets them.
 
-    char_num is len(post_process.character) of the config's PostProcess. v2.7.0 only looked
+    char_num is len(post_process.character) of the config's PostProcess. Quirks included:
+    with a DistillationSAR/NRTRLabelDecode PostProcess, each MultiHead sub-model takes the
+    decoder's tokens off what the previous one was given. v2.7.0 only looked
     at the last loss, which raises KeyError: 'NRTRLabelDecode' on PP-OCRv4 distillation.
     The SAR losses' ignore_index is set as train.py sets it, although the export builds no
     loss: so the whole derivation is train.py's, and tests/test_head_channels.py proves it
@@ -181,6 +183,9 @@ def set_head_channels(config, char_num):
                 model["Head"]["out_channels"] = char_num
                 continue
             channels = _multihead_channels(char_num, post_name, sar, nrtr, prefix=DISTILLATION)
+            # train.py's quirk: it takes the decoder's tokens off char_num itself, once per
+            # MultiHead sub-model, so the next sub-model gets fewer classes still
+            char_num = channels["CTCLabelDecode"]
             model["Head"]["out_channels_list"] = channels
             if sar:
                 losses[-1]["DistillationSARLoss"]["ignore_index"] = channels["CTCLabelDecode"] + 1
