@@ -24,11 +24,7 @@ def run_setup(tree_of, tmp_path):
     """(tree, python, ckpt, data folder, opts without the label files): 11 images, split
     into a.txt (7 lines) and b.txt (4 lines), and a checkpoint that reads half of them."""
     tree = tree_of(RELEASE)
-    python = tiny_data.release_python(tree, RELEASE)
-    data = tmp_path / "data"
-    opts = tiny_data.dataset(data, images=11)
-    ckpt = str(tmp_path / "ckpt")
-    tiny_data.reference(python, tree, "init", tiny_data.config_path(CONFIG), ckpt, str(data / "train.txt"), "-", opts)
+    python, data, opts, ckpt = tiny_data.initialised(tree, RELEASE, CONFIG, tmp_path)
     lines = (data / "train.txt").read_text().splitlines(True)
     (data / "a.txt").write_text("".join(lines[:7]))
     (data / "b.txt").write_text("".join(lines[7:]))

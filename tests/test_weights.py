@@ -23,11 +23,7 @@ WARNING = "in a fine-tuning config these are the weights before training"
 def setup(tree_of, tmp_path):
     paddle = pytest.importorskip("paddle")
     tree = tree_of(RELEASE)
-    python = tiny_data.release_python(tree, RELEASE)
-    data = tmp_path / "data"
-    opts = tiny_data.dataset(data, images=5)
-    ckpt = str(tmp_path / "ckpt")
-    tiny_data.reference(python, tree, "init", tiny_data.config_path(CONFIG), ckpt, str(data / "train.txt"), "-", opts)
+    python, _, opts, ckpt = tiny_data.initialised(tree, RELEASE, CONFIG, tmp_path, images=5)
     full = paddle.load(ckpt + ".pdparams")
     student = {k[len("Student."):]: v for k, v in full.items() if k.startswith("Student.")}
     paddle.save(student, str(tmp_path / "student.pdparams"))
