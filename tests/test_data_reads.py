@@ -66,7 +66,7 @@ def test_ratio_list_is_ignored_on_one_and_two_processes(run_setup, tmp_path):
     assert git_status(tree) == before
 
 
-@pytest.mark.parametrize("problem", ["broken image", "missing image"])
+@pytest.mark.parametrize("problem", ["broken image", "broken image, 2 loader workers", "missing image"])
 def test_an_unreadable_image_is_one_line_naming_it(run_setup, tmp_path, problem):
     """A broken image exists, so the preflight passes it; a missing image on a line the
     preflight's bounded sample does not read is found by the export. Upstream would log and
@@ -75,7 +75,7 @@ def test_an_unreadable_image_is_one_line_naming_it(run_setup, tmp_path, problem)
 
     tree, python, ckpt, data, opts = run_setup
     labels = data / "train.txt"
-    if problem == "broken image":
+    if problem.startswith("broken image"):
         (data / "img" / "3.png").write_bytes(b"not a png")
         image, number = "img/3.png", 4
     else:  # 80 lines, one of them out of the preflight's sample naming a missing image
@@ -94,7 +94,8 @@ def test_an_unreadable_image_is_one_line_naming_it(run_setup, tmp_path, problem)
         assert all(image.encode() not in l for _, l in preflight.sample_lines(str(labels)))
     out = tmp_path / "out" / "centers.pkl"
     out.parent.mkdir()
-    r = export(tree, python, ckpt, out, opts + ["Train.dataset.label_file_list=[%s]" % labels])
+    workers = ["Eval.loader.num_workers=2"] if "workers" in problem else []  # the error comes from a worker process
+    r = export(tree, python, ckpt, out, opts + workers + ["Train.dataset.label_file_list=[%s]" % labels])
     assert recipe_exit(r) == 2, r.stdout[-2000:] + r.stderr[-2000:]
     lines = error_lines(r)
     assert len(lines) == 1 and "image %s, line %d of %s" % (image, number, labels) in lines[0], r.stderr[-3000:]

@@ -680,19 +680,16 @@ def read_each_once(dataset, sources):
     load. SimpleDataSet and LMDBDataSet replace such a sample (a missing or broken image, a
     line without a label) with another one, so one image would be read twice and the broken
     one never; the replacement is their call of self.__getitem__ from inside __getitem__,
-    which this subclass notices. In a DataLoader worker process it raises at once (paddle
-    hands it to the main process); with num_workers 0 paddle reads in a thread whose
-    exceptions end nothing but that thread, so it is noted and the loop raises it."""
+    which this subclass notices and notes in an unnamed temp file opened for appending. An
+    exception would not do: paddle's loader raises it in a thread of its own (with workers
+    or not), which ends that thread and leaves the loop waiting or failing without it. The
+    file is shared with the loader's forked workers, and the loop checks it every batch."""
     base = type(dataset)
-    failed = []
+    notes = tempfile.TemporaryFile("a+b")
 
     def __getitem__(self, idx):
         if self._export_reading is not None:
-            failed.append(unreadable_sample(self, sources, self._export_reading))
-            import paddle
-
-            if paddle.io.get_worker_info() is not None:
-                raise ExportError(failed[0])
+            os.write(notes.fileno(), (unreadable_sample(self, sources, self._export_reading) + "\n").encode())
         self._export_reading = idx
         try:
             return base.__getitem__(self, idx)
@@ -700,8 +697,9 @@ def read_each_once(dataset, sources):
             self._export_reading = None
 
     def check():
-        if failed:
-            raise ExportError(failed[0])
+        noted = os.pread(notes.fileno(), 4096, 0)
+        if noted:
+            raise ExportError(noted.decode("utf-8", "replace").split("\n")[0])
 
     dataset._export_reading = None
     dataset.__class__ = type(base.__name__, (base,), {"__getitem__": __getitem__})
@@ -849,9 +847,7 @@ def main(argv=None):
 
         run(config, get_logger())
     except ExportError as e:
-        # from a DataLoader worker it comes back with the worker's traceback: its last line
-        message = str(e).strip().splitlines()[-1].split("ExportError: ", 1)[-1]
-        print("export_center: error: %s" % message, file=sys.stderr)
+        print("export_center: error: %s" % e, file=sys.stderr)
         return 2
     return 0
 
