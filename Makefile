@@ -8,6 +8,7 @@ PADDLEOCR ?=
 CONFIG   ?=
 CHECKPOINT ?=
 MODEL    ?=
+MODE     ?=
 OUTPUT   ?=
 OPTS     ?=
 FORCE    ?=
@@ -33,7 +34,7 @@ KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) OUTPUT(=train_center.pkl) CENTERS CENTER_WEIGHT OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
+	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) MODE(=eval) OUTPUT(=train_center.pkl) CENTERS CENTER_WEIGHT OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
 
 $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 	python3 -m venv "$(VENV)"
@@ -44,8 +45,8 @@ $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 setup: $(VENV)/.installed ## create .venv with the kit, paddlepaddle (CPU) and test tools
 	@echo "kit environment ready: $(VENV)"
 
-export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOINT= MODEL= OUTPUT= OPTS= FORCE=1 NPROC=N]
-	@$(KITPY) export $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" \
+export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOINT= MODEL= MODE=eval|train OUTPUT= OPTS= FORCE=1 NPROC=N]
+	@$(KITPY) export $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" --mode "$(MODE)" \
 		--output "$(OUTPUT)" --opts "$(OPTS)" --force "$(FORCE)" --python "$(PYTHON)" --nproc "$(NPROC)"
 
 TRAIN_ARGS = $(TREE_ARG) --config "$(CONFIG)" --centers "$(CENTERS)" --center-weight "$(CENTER_WEIGHT)" \

@@ -336,3 +336,24 @@ def test_demo_refuses_an_unknown_release_before_training(env):
     result = make("demo", cwd=tree, env={"PADDLEOCR_VERSION": "v1.0.0"}, PADDLEOCR=tree)
     assert_refused(result, "v1.0.0", "PADDLEOCR_VERSION", before=before, roots=roots)
     assert os.path.isdir(out) == (len(roots) == 2)
+
+
+def test_preflight_reads_a_bounded_sample_of_a_label_file(tmp_path):
+    """The preflight's cost does not grow with the data set: it reads SAMPLE_LINES lines of
+    a label file, whatever its length; http(s):// images (v3.x downloads them) pass."""
+    from centerkit import preflight
+
+    path = tmp_path / "big.txt"
+    path.write_text("".join("img/%d.png\t%d\n" % (i, i) for i in range(200000)))
+    sample = preflight.sample_lines(str(path))
+    assert len(sample) == preflight.SAMPLE_LINES
+    assert sample[0] == (":1", b"img/0.png\t0\n") and sample[-1][1].startswith(b"img/19")
+    assert all(line.endswith(b"\n") and line.count(b"\t") == 1 for _, line in sample)  # whole lines
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "0.png").write_bytes(b"")
+    remote = tmp_path / "remote.txt"
+    remote.write_text("img/0.png\ta\nhttps://example.invalid/x.png\tb\nhttp://example.invalid/y.png\tc\n")
+    preflight.check_data(str(tmp_path), {"data_dir": str(tmp_path), "label_file_list": [str(remote)]})
+    with pytest.raises(KitError) as e:
+        preflight.check_data(str(tmp_path), {"data_dir": str(tmp_path), "label_file_list": [str(path)]})
+    assert "big.txt:2 names image img/1.png, missing under" in str(e.value)

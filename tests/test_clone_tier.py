@@ -15,6 +15,7 @@ import pickle
 
 import numpy as np
 import pytest
+import yaml
 
 import tiny_data
 import upstream
@@ -146,3 +147,46 @@ def test_revert_keeps_edits_made_while_patched(tree_of):
         if os.path.exists(kept):
             os.unlink(kept)
     assert git_status(tree) == ""
+
+
+@pytest.mark.parametrize("config", ["tiny_distill_ctc_nrtr.yml", "tiny_multihead_ctc_sar.yml"])
+def test_make_export_mode_train_equals_the_manual_recipe(tree_of, config, tmp_path):
+    """MODE=train on MultiHead models (a Distillation one too): train-mode layers, and still
+    only the CTC branch (the NRTR/SAR head would need labels), against the manual recipe in
+    train mode (reference_centers.py --mode train). Train mode draws dropout masks from an
+    unseeded RNG (the stock script seeds nothing either), so two train-mode runs of the
+    tiny configs' SVTR necks (drop_rate and attn_drop_rate 0.1) differ by ~1%; the configs
+    are copied with those rates at 0, which leaves BatchNorm's batch statistics, the part of
+    train mode that is deterministic, to be compared."""
+    release = "v3.7.0"
+    tree = tree_of(release)
+    python = tiny_data.release_python(tree, release)
+    data = tmp_path / "data"
+    opts = tiny_data.dataset(data, images=11)
+    with open(tiny_data.config_path(config)) as f:
+        text = yaml.safe_load(f)
+    arch = text["Architecture"]
+    for model in (arch.get("Models") or {"": arch}).values():
+        for entry in model["Head"]["head_list"]:
+            if "CTCHead" in entry:
+                entry["CTCHead"]["Neck"].update(drop_rate=0.0, attn_drop_rate=0.0)
+    cfg = str(tmp_path / config)
+    with open(cfg, "w") as f:
+        yaml.safe_dump(text, f)
+    ckpt, out, ref = str(tmp_path / "ckpt"), str(tmp_path / "centers.pkl"), str(tmp_path / "ref.pkl")
+    tiny_data.reference(python, tree, "init", cfg, ckpt, str(data / "train.txt"), ref, ["--mode", "train"] + opts)
+    r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": release}, PYTHON=python, CONFIG=cfg, MODE="train",
+             CHECKPOINT=ckpt, OUTPUT=out, OPTS=" ".join("-o " + o for o in opts))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert git_status(tree) == ""
+    tiny_data.reference(python, tree, "centers", cfg, ckpt, str(data / "train.txt"), ref, ["--mode", "train"] + opts)
+    with open(out, "rb") as f:
+        ours = pickle.load(f)
+    with open(ref, "rb") as f:
+        theirs = pickle.load(f)
+    assert ours and sorted(ours) == sorted(theirs)
+    for k in ours:
+        np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-5, atol=1e-5)
+    with open(os.path.splitext(out)[0] + ".report.json") as f:
+        report = json.load(f)
+    assert report["mode"] == "train" and report["images_used"] == 6

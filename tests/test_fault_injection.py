@@ -333,10 +333,10 @@ def test_export_child_killed(run, event, name, action, open_run, new_ok):
     run.check_recovery(open_run, new_outputs_ok=new_ok)
 
 
-@pytest.mark.parametrize("progress", ["+ ", "Initialize indexs of datasets", "loaded checkpoint"])
+@pytest.mark.parametrize("progress", ["+ ", "Initialize indexs of datasets", "weights: "])
 def test_export_killed_at_child_progress(run, progress):
     """SIGKILL of everything as soon as the child's output shows a stage (the kit's launch
-    line: Paddle's import ahead; the data loader built; the checkpoint loaded): timing,
+    line: Paddle's import ahead; the data loader built; the weights loaded): timing,
     not a step, so where it lands varies, and everything must hold wherever it does."""
     run.need_paddle()
     rc, stdout, stderr = run.make_in_session(kill_when=progress)

@@ -81,6 +81,9 @@ BAD = {
     "empty": ({}, "holds no centers"),
     "str key": ({"1": np.zeros(3, np.float32)}, "key '1' is a str"),
     "negative key": ({-1: np.zeros(3, np.float32)}, "class index -1 is negative"),
+    "negative numpy key": ({np.int64(-2): np.zeros(3, np.float32)}, "class index -2 is negative"),
+    "numpy bool key": ({np.bool_(True): np.zeros(3, np.float32)}, "is a bool, not an int class index"),
+    "numpy float key": ({np.float32(1): np.zeros(3, np.float32)}, "is a float32, not an int class index"),
     "float64": ({1: np.zeros(3)}, "class 1 is a float64 (3,) array"),
     "2-D": ({1: np.zeros((1, 3), np.float32)}, "not a float32 1-D array"),
     "list": ({1: [0.0, 1.0]}, "class 1 is a list"),
@@ -102,9 +105,24 @@ def test_good_format_in_every_pickle_protocol(tmp_path):
     for proto in range(2, pickle.HIGHEST_PROTOCOL + 1):
         path = tmp_path / ("p%d.pkl" % proto)
         path.write_bytes(pickle.dumps(want, protocol=proto))
-        got, width = centers.load(str(path))
-        assert width == 5 and sorted(got) == [0, 3, 7]
+        got, width, stock = centers.load(str(path))
+        assert width == 5 and sorted(got) == [0, 3, 7] and stock == ""
         assert all(np.array_equal(got[k], want[k]) for k in want)
+
+
+def stock_centers(classes, width):
+    """What upstream's export_center.py pickles: numpy int64 keys (argmax indices)."""
+    return {np.int64(c): v for c, v in rand_centers(classes, width).items()}
+
+
+def test_a_stock_pkl_is_read_and_named(tmp_path):
+    """upstream's own export writes numpy integer keys; CenterLoss loads them, so does the kit."""
+    path = save(tmp_path / "stock.pkl", stock_centers([0, 3, 7], 5))
+    got, width, stock = centers.load(path)
+    assert width == 5 and stock == centers.STOCK_FORMAT and [type(k) for k in got] == [int] * 3
+    r = inspect(tmp_path, "stock.pkl")
+    assert r.returncode == 0, r.stderr
+    assert "centers   stock.pkl: 3 classes, width 5, stock format (numpy integer keys" in r.stdout
 
 
 class _Boom:
@@ -316,6 +334,15 @@ def test_validate_loads_through_the_clones_center_loss(v37, tmp_path):
     assert r.stdout.startswith("ok: %s fits Loss.loss_config_list[1].CenterLoss: 4 of 6625 classes have a "
                                "center, width 96; loaded by %s" % (pkl, os.path.join(v37, "ppocr", "losses", "center_loss.py")))
     assert "center_file_path is empty" in r.stdout and len(r.stdout.splitlines()) == 1
+    assert git_status(v37) == ""
+
+
+def test_validate_takes_a_stock_pkl(v37, tmp_path):
+    pkl = save(tmp_path / "c.pkl", stock_centers([0, 1, 17, 6624], 96))
+    r = make("validate", cwd=v37, CENTERS=pkl, CONFIG=ENHANCED_CTC)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ok: %s fits Loss.loss_config_list[1].CenterLoss: 4 of 6625 classes have a "
+                               "center, width 96, stock format (numpy integer keys" % pkl)
     assert git_status(v37) == ""
 
 

@@ -39,6 +39,17 @@ def reference(python, tree, mode, cfg, ckpt, labels, ref, opts):
     subprocess.run(cmd, cwd=tree, check=True, capture_output=True, env=helper_env())
 
 
+def initialised(tree, release, config, folder, images=11):
+    """(python, data folder, opts, checkpoint): `images` images under folder/data and a
+    fresh-weights checkpoint of config (a name in configs/) that reads half of them."""
+    python = release_python(tree, release)
+    data = folder / "data"
+    opts = dataset(data, images=images)
+    ckpt = str(folder / "ckpt")
+    reference(python, tree, "init", config_path(config), ckpt, str(data / "train.txt"), "-", opts)
+    return python, data, opts, ckpt
+
+
 def release_python(tree, release):
     """paddle_python for this release, or a pytest skip naming why not."""
     import pytest

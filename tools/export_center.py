@@ -20,6 +20,7 @@ the report) is importable without it: the kit loads this file (centerkit.export_
 for that knowledge instead of keeping a second copy.
 """
 
+import collections
 import json
 import os
 import pickle
@@ -31,14 +32,18 @@ import numpy as np
 import yaml
 
 EXPORT_DEFAULTS = {
+    "checkpoint": None,  # the weights to export from (the kit's CHECKPOINT=); before Global.checkpoints
     "model": "Student",  # sub-model of a Distillation config to export
+    "mode": "eval",  # eval: inference's features, deterministic; train: upstream's (train-mode BN, dropout)
     "output": "train_center.pkl",
     "report": None,  # default: <output without .pkl>.report.json
     "force": False,  # overwrite an existing output
 }
 DISTILLATION = "Distillation"
 # What says where a dataset's samples come from (the rest of a dataset section is how to read them).
-DATA_SOURCE_KEYS = ("data_dir", "label_file_list", "delimiter", "ratio_list")
+# Not ratio_list: below 1, SimpleDataSet reads a random subset with an unseeded RNG.
+DATA_SOURCE_KEYS = ("data_dir", "label_file_list", "delimiter")
+MODES = ("eval", "train")
 # The switch the kit's rec_ctc_head.py patch adds: CTCHead returns (features, probs) in eval.
 EVAL_FEATS_SWITCH = "return_feats_in_eval"
 
@@ -152,12 +157,16 @@ def check_rec_ctc_config(config):
         if not isinstance(config.get(section), dict):
             raise ExportError("the config has no %s section; pass a full training config" % section)
     require_ctc_head(chosen_model_arch(config)[1])
+    if config["Export"]["mode"] not in MODES:
+        raise ExportError("MODE=%s is not one of %s (-o Export.mode=...)" % (config["Export"]["mode"], ", ".join(MODES)))
 
 
 def set_head_channels(config, char_num):
     """Head out_channels / out_channels_list as tools/train.py (v2.8 on) sets them.
 
-    char_num is len(post_process.character) of the config's PostProcess. v2.7.0 only looked
+    char_num is len(post_process.character) of the config's PostProcess. Quirks included:
+    with a DistillationSAR/NRTRLabelDecode PostProcess, each MultiHead sub-model takes the
+    decoder's tokens off what the previous one was given. v2.7.0 only looked
     at the last loss, which raises KeyError: 'NRTRLabelDecode' on PP-OCRv4 distillation.
     The SAR losses' ignore_index is set as train.py sets it, although the export builds no
     loss: so the whole derivation is train.py's, and tests/test_head_channels.py proves it
@@ -174,6 +183,9 @@ def set_head_channels(config, char_num):
                 model["Head"]["out_channels"] = char_num
                 continue
             channels = _multihead_channels(char_num, post_name, sar, nrtr, prefix=DISTILLATION)
+            # train.py's quirk: it takes the decoder's tokens off char_num itself, once per
+            # MultiHead sub-model, so the next sub-model gets fewer classes still
+            char_num = channels["CTCLabelDecode"]
             model["Head"]["out_channels_list"] = channels
             if sar:
                 losses[-1]["DistillationSARLoss"]["ignore_index"] = channels["CTCLabelDecode"] + 1
@@ -204,23 +216,22 @@ def derive_export_config(config, char_num):
     memory (the YAML is never edited); returns the exported model name.
 
     - Head channels as tools/train.py computes them;
-    - only the chosen sub-model of a Distillation config is built, and its `pretrained`
-      path is dropped when a global checkpoint is given (upstream loads those while
-      building the model and stops if they are missing);
+    - only the chosen sub-model of a Distillation config is built, without its `pretrained`
+      path (upstream loads that while building, leniently: weights_source names it and
+      load_checkpoint loads it strictly);
     - the Train data read through the Eval pipeline: Eval transforms, no multi-scale
       sampler (the stock export copies MultiScaleDataSet onto Eval and hangs), every
-      image once and in order.
+      line of every label file once and in order, whatever ratio_list says (no ratio_list
+      on Eval is SimpleDataSet's 1.0: no sampling).
     The CTC head's features come from the patched head's EVAL_FEATS_SWITCH, set on the
     built model (its `return_feats` option has no effect in eval mode).
     """
     set_head_channels(config, char_num)
     name, model_arch = chosen_model_arch(config)
     arch = config["Architecture"]
-    has_checkpoint = bool(checkpoint_path(config))
     if name is not None:
         arch["Models"] = {name: model_arch}
-        if has_checkpoint:
-            model_arch.pop("pretrained", None)
+        model_arch.pop("pretrained", None)
 
     train_ds, eval_ds = config["Train"]["dataset"], config["Eval"]["dataset"]
     multi_scale = ("MultiScaleDataSet", "MSTextRecDataset")  # no multi-scale sampler in Eval
@@ -230,6 +241,7 @@ def derive_export_config(config, char_num):
             eval_ds[key] = train_ds[key]
         else:
             eval_ds.pop(key, None)
+    eval_ds.pop("ratio_list", None)
     config["Eval"].pop("sampler", None)
     # every image exactly once, in order (a config's drop_last would skip the last batch)
     loader = {"batch_size_per_card": 64, "num_workers": 0, **(config["Eval"].get("loader") or {})}
@@ -237,10 +249,31 @@ def derive_export_config(config, char_num):
     return name
 
 
-def checkpoint_path(config):
-    """Global.checkpoints, else Global.pretrained_model (what upstream load_model uses)."""
-    g = config["Global"]
-    return g.get("checkpoints") or g.get("pretrained_model") or None
+Weights = collections.namedtuple("Weights", "source path")
+# Sources of weights that are, in a fine-tuning config, the weights before training.
+UNTRAINED_SOURCES = ("Global.pretrained_model", "Architecture.Models.")
+
+
+def weights_source(config):
+    """Weights(source, path) the export loads, the first set of: Export.checkpoint (the kit's
+    CHECKPOINT=), Global.checkpoints, Global.pretrained_model (what upstream load_model
+    falls back to), the chosen sub-model's `pretrained`; None without any."""
+    e, g = config["Export"], config["Global"]
+    name, model_arch = chosen_model_arch(config)
+    for source, path in (("CHECKPOINT", e.get("checkpoint")), ("Global.checkpoints", g.get("checkpoints")),
+                         ("Global.pretrained_model", g.get("pretrained_model")),
+                         ("Architecture.Models.%s.pretrained" % name, name and model_arch.get("pretrained"))):
+        if path:
+            return Weights(source, str(path))
+    return None
+
+
+def weights_warning(weights):
+    """The warning line for weights that are, in a fine-tuning config, the untrained ones."""
+    if not weights.source.startswith(UNTRAINED_SOURCES):
+        return None
+    return ("weights from %s %s: in a fine-tuning config these are the weights before training; "
+            "pass CHECKPOINT=output/<model>/best_accuracy to export the trained ones" % weights)
 
 
 def checkpoint_prefix(path):
@@ -355,16 +388,18 @@ def shard_indices(num_samples, rank, world_size):
     return list(range(rank, num_samples, world_size))
 
 
-def all_reduce_accumulator(acc):
-    """Sum every rank's float64 sums, counts and image tallies, once, at the end."""
+def summed(value):
+    """value (an array) summed over every rank."""
     import paddle
     import paddle.distributed as dist
 
-    def summed(value):
-        tensor = paddle.to_tensor(value)
-        dist.all_reduce(tensor)
-        return tensor.numpy()
+    tensor = paddle.to_tensor(value)
+    dist.all_reduce(tensor)
+    return tensor.numpy()
 
+
+def all_reduce_accumulator(acc):
+    """Sum every rank's float64 sums, counts and image tallies, once, at the end."""
     sums, counts = acc.totals()
     acc.sums, acc.counts = summed(sums), summed(counts)
     acc.images_seen, acc.images_used = (int(v) for v in summed(np.array([acc.images_seen, acc.images_used], np.int64)))
@@ -404,13 +439,16 @@ def format_report(report):
     rows = [
         ("images seen", report["images_seen"]),
         ("images used (recognised exactly)", report["images_used"]),
+        ("lines read per label file", ", ".join("%s: %d" % (os.path.basename(str(k)), v)
+                                                 for k, v in (report.get("lines_read_per_label_file") or {}).items())),
         ("classes with a center", "%d of %d" % (report["classes_with_center"], report["dictionary_size"])),
         ("classes out of the dictionary", len(report["classes_out_of_dictionary"])),
         ("samples per class min / median", "%d / %g" % (report["samples_per_class_min"], report["samples_per_class_median"])),
         ("characters without a center", "%d %s" % (len(missing), "".join(missing[:40]) + ("..." if len(missing) > 40 else ""))),
         ("feature width", report["feature_width"]),
         ("sub-model", report.get("model") or "(single model)"),
-        ("checkpoint", report.get("checkpoint")),
+        ("mode", report.get("mode", "eval")),
+        ("weights", "%s (%s)" % (report.get("checkpoint"), report.get("weights_source", "unknown"))),
         ("release", report.get("release") or "unknown"),
     ]
     width = max(len(k) for k, _ in rows)
@@ -545,26 +583,35 @@ def load_checkpoint(model, path):
 
 def run(config, logger):
     """The export, in its steps; returns the report (None on ranks other than 0)."""
-    device, rank, world_size = set_up_devices(config)
-    name, ckpt, ctc_decode = derive_for_this_tree(config)
-    loader = train_images(config, device, rank, world_size, logger)
-    net, acc = build_exported_model(config, name, ckpt, logger)
-    seconds = accumulate(net, loader, acc, ctc_decode, show_progress=rank == 0)
+    device, rank, world_size = set_up_devices(config, logger)
+    name, weights, ctc_decode = derive_for_this_tree(config)
+    data = train_images(config, device, rank, world_size, logger)
+    net, acc = build_exported_model(config, name, weights, logger)
+    seconds = accumulate(net, data, acc, ctc_decode, show_progress=rank == 0)
+    reads = data.reads
     if world_size > 1:
         all_reduce_accumulator(acc)
+        reads = summed(reads)
         if rank != 0:  # rank 0 alone writes
             return None
-    return write_centers(config, acc, list(ctc_decode.character), dict(model=name, checkpoint=ckpt, seconds=seconds), logger)
+    lines_read = {name: int(n) for (name, _), n in zip(data.sources, reads)}
+    return write_centers(config, acc, list(ctc_decode.character),
+                         dict(model=name, weights=weights, seconds=seconds, lines_read=lines_read), logger)
 
 
-def set_up_devices(config):
-    """(device, rank, world size): a GPU when Paddle has CUDA and Global.use_gpu is true,
-    else the CPU; world size > 1 under paddle.distributed.launch / spawn (NCCL on GPUs,
-    gloo on CPU)."""
+def set_up_devices(config, logger):
+    """(device, rank, world size): a GPU when Global.use_gpu is true and Paddle has one (a
+    warning when it has none), else the CPU; the log names the device used. World size > 1
+    under paddle.distributed.launch / spawn (NCCL on GPUs, gloo on CPU)."""
     import paddle
 
-    use_gpu = bool(config["Global"].get("use_gpu")) and paddle.is_compiled_with_cuda()
-    device = paddle.set_device("gpu:%d" % paddle.distributed.ParallelEnv().dev_id if use_gpu else "cpu")
+    wanted = bool(config["Global"].get("use_gpu"))
+    gpus = paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0
+    if wanted and not gpus:
+        logger.warning("Global.use_gpu is true but this Paddle %s: exporting on the CPU"
+                       % ("sees no GPU" if paddle.is_compiled_with_cuda() else "is a CPU-only build"))
+    device = paddle.set_device("gpu:%d" % paddle.distributed.ParallelEnv().dev_id if wanted and gpus else "cpu")
+    logger.info("device: %s", paddle.get_device())
     world_size = paddle.distributed.get_world_size()
     config["Global"]["distributed"] = world_size > 1
     if world_size > 1:
@@ -573,45 +620,121 @@ def set_up_devices(config):
 
 
 def derive_for_this_tree(config):
-    """derive_export_config with this tree's PostProcess; (model name, checkpoint, the
-    CTCLabelDecode that tells recognised images), or ExportError without a checkpoint."""
-    name = derive_export_config(config, post_process_classes(config))
-    ckpt = checkpoint_path(config)
-    if not ckpt and not (name and config["Architecture"]["Models"][name].get("pretrained")):
+    """derive_export_config with this tree's PostProcess; (model name, Weights, the
+    CTCLabelDecode that tells recognised images), or ExportError without weights."""
+    weights = weights_source(config)  # before the derivation drops the sub-model's `pretrained`
+    if weights is None:
         raise ExportError("no checkpoint to export from; pass CHECKPOINT=<output/.../best_accuracy>")
-    return name, ckpt, ctc_decoder(config["Global"])
+    name = derive_export_config(config, post_process_classes(config))
+    return name, weights, ctc_decoder(config["Global"])
+
+
+TrainData = collections.namedtuple("TrainData", "loader sources reads check_reads")
 
 
 def train_images(config, device, rank, world_size, logger):
-    """A loader of the Train images through the Eval pipeline; with several ranks, of this
-    rank's shard_indices."""
+    """TrainData: a loader of the Train images through the Eval pipeline (of this rank's
+    shard_indices with several ranks), the sources [(label file, lines)], the lines this
+    rank reads of each, and read_each_once's check. Every line of every label file is a
+    sample, read once."""
     import paddle
     from ppocr.data import build_dataloader
 
+    files = label_files(config["Eval"]["dataset"])  # before the build: SimpleDataSet pops them
     loader = build_dataloader(config, "Eval", device, logger)
-    if world_size == 1:
-        return loader
-    return paddle.io.DataLoader(
-        paddle.io.Subset(loader.dataset, shard_indices(len(loader.dataset), rank, world_size)),
-        places=device, batch_size=loader.batch_sampler.batch_size, shuffle=False, drop_last=False,
-        num_workers=loader.num_workers, return_list=True, collate_fn=loader.collate_fn,
-    )
+    dataset = loader.dataset
+    sources = [(f, count_lines(f)) for f in files] or [(config["Eval"]["dataset"].get("data_dir"), len(dataset))]
+    if sum(n for _, n in sources) != len(dataset):
+        raise ExportError(
+            "the %s holds %d samples for the %d lines of %s, so some would be read twice or never; "
+            "export from a SimpleDataSet or LMDBDataSet config"
+            % (type(dataset).__name__, len(dataset), sum(n for _, n in sources), ", ".join(files))
+        )
+    check_reads = read_each_once(dataset, sources)
+    indices = shard_indices(len(dataset), rank, world_size)
+    reads = np.bincount(np.searchsorted(np.cumsum([n for _, n in sources]), indices, side="right"),
+                        minlength=len(sources))[: len(sources)].astype(np.int64)
+    if world_size > 1:
+        loader = paddle.io.DataLoader(
+            paddle.io.Subset(dataset, indices),
+            places=device, batch_size=loader.batch_sampler.batch_size, shuffle=False, drop_last=False,
+            num_workers=loader.num_workers, return_list=True, collate_fn=loader.collate_fn,
+        )
+    return TrainData(loader, sources, reads, check_reads)
 
 
-def build_exported_model(config, name, ckpt, logger):
-    """(the exported (sub-)model in eval mode with its CTC heads returning features, an
+def label_files(dataset_config):
+    """A dataset section's label_file_list as a list ([] for LMDB)."""
+    files = dataset_config.get("label_file_list") or []
+    return [files] if isinstance(files, str) else list(files)
+
+
+def count_lines(path):
+    """The lines of a label file as SimpleDataSet counts them (readlines)."""
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def read_each_once(dataset, sources):
+    """A function that raises an ExportError naming the first sample the dataset could not
+    load. SimpleDataSet and LMDBDataSet replace such a sample (a missing or broken image, a
+    line without a label) with another one, so one image would be read twice and the broken
+    one never; the replacement is their call of self.__getitem__ from inside __getitem__,
+    which this subclass notices and notes in an unnamed temp file opened for appending. An
+    exception would not do: paddle's loader raises it in a thread of its own (with workers
+    or not), which ends that thread and leaves the loop waiting or failing without it. The
+    file is shared with the loader's forked workers, and the loop checks it every batch."""
+    base = type(dataset)
+    notes = tempfile.TemporaryFile("a+b")
+
+    def __getitem__(self, idx):
+        if self._export_reading is not None:
+            os.write(notes.fileno(), (unreadable_sample(self, sources, self._export_reading) + "\n").encode())
+        self._export_reading = idx
+        try:
+            return base.__getitem__(self, idx)
+        finally:
+            self._export_reading = None
+
+    def check():
+        noted = os.pread(notes.fileno(), 4096, 0)
+        if noted:
+            raise ExportError(noted.decode("utf-8", "replace").split("\n")[0])
+
+    dataset._export_reading = None
+    dataset.__class__ = type(base.__name__, (base,), {"__getitem__": __getitem__})
+    return check
+
+
+def unreadable_sample(dataset, sources, idx):
+    """What to say about sample idx, which the dataset could not load."""
+    image = ""
+    lines, delimiter = getattr(dataset, "data_lines", None), getattr(dataset, "delimiter", "\t")
+    if isinstance(lines, list) and idx < len(lines):
+        image = "image %s, " % lines[idx].decode("utf-8", "replace").rstrip("\n").split(delimiter)[0]
+    for name, count in sources:
+        if idx < count:
+            break
+        idx -= count
+    return ("training sample %sline %d of %s, cannot be read (missing, not an image, or no label; the "
+            "log above has upstream's message); fix or remove that line" % (image, idx + 1, name))
+
+
+def build_exported_model(config, name, weights, logger):
+    """(the exported (sub-)model in Export.mode with its CTC heads returning features, an
     empty CenterAccumulator as wide as the input of its CTC head's last FC)."""
     from ppocr.modeling.architectures import build_model
 
     model = build_model(config["Architecture"])
-    if ckpt:
-        load_checkpoint(model, ckpt)  # else the sub-model's `pretrained` was loaded when built
-        logger.info("loaded checkpoint %s", ckpt)
     net = model.model_list[0] if name is not None else model
+    # a sub-model's `pretrained` holds that sub-model's parameters, the others the whole model's
+    load_checkpoint(net if weights.source.startswith("Architecture.") else model, weights.path)
+    logger.info("weights: %s (%s)", weights.path, weights.source)
+    if weights_warning(weights):
+        logger.warning(weights_warning(weights))
     heads = ctc_heads(net)
-    for head in heads:
-        setattr(head, EVAL_FEATS_SWITCH, True)
-    net.eval()
+    set_mode(net, heads, config["Export"]["mode"])
+    logger.info("mode: %s", config["Export"]["mode"])
     if not heads:
         raise ExportError("the model has no CTCHead; export centers from a CTC recognition config")
     last_fc = ctc_last_fc(heads[0])
@@ -620,21 +743,53 @@ def build_exported_model(config, name, ckpt, logger):
     return net, CenterAccumulator(last_fc.weight.shape[1], last_fc.weight.shape[0])  # weight: [in, out]
 
 
-def accumulate(net, loader, acc, ctc_decode, show_progress):
+def set_mode(net, heads, mode):
+    """eval: every layer in eval mode, the CTC heads returning their features (the kit's
+    patch). train: what the stock script runs, every layer in train mode (BatchNorm on
+    batch statistics, dropout on), the CTC heads' own return_feats (features, logits);
+    a MultiHead alone is kept out of train mode, so it returns its CTC branch only and
+    never runs the NRTR/SAR head (which needs labels), while its CTC layers train."""
+    if mode == "eval":
+        for head in heads:
+            setattr(head, EVAL_FEATS_SWITCH, True)
+        net.eval()
+        return
+    net.train()
+    for head in heads:
+        head.return_feats = True
+    for layer in net.sublayers(include_self=True):
+        if type(layer).__name__ == "MultiHead":
+            layer.training = False
+
+
+def accumulate(net, data, acc, ctc_decode, show_progress):
     """Forward every batch without gradients and add the features of the images read
     exactly to acc; returns the seconds the loop took."""
     import paddle
 
-    progress = _progress(len(loader.dataset), enabled=show_progress)
+    progress = _progress(len(data.loader.dataset), enabled=show_progress)
     start = time.time()
-    with paddle.no_grad():
-        for batch in loader:
-            feats, probs = head_outputs(net(batch[0]))
-            class_idx = probs.numpy().argmax(axis=-1)  # numpy's argmax is the fast one on CPU
-            acc.update(feats, class_idx, recognised(ctc_decode, class_idx, batch[1].numpy()))
-            progress(len(class_idx))
-    progress(None)
+    try:  # the bar ends its line before any error is printed
+        with paddle.no_grad():
+            for batch in data.loader:
+                data.check_reads()
+                feats, probs = head_outputs(net(batch[0]))
+                class_idx = argmax_on_host(probs)
+                acc.update(feats, class_idx, recognised(ctc_decode, class_idx, batch[1].numpy()))
+                progress(len(class_idx))
+        data.check_reads()
+    finally:
+        progress(None)
     return round(time.time() - start, 3)
+
+
+def argmax_on_host(probs):
+    """The [B, T] argmax class of [B, T, C] scores as a numpy array: taken on the device, so
+    only B x T indices cross to the host (the scores are ~190 MB a batch for an 18k-class
+    dictionary); on the CPU numpy's argmax is the fast one."""
+    if probs.place.is_cpu_place():
+        return probs.numpy().argmax(axis=-1)
+    return probs.argmax(axis=-1).numpy()
 
 
 def write_centers(config, acc, dict_chars, run_info, logger):
@@ -649,8 +804,9 @@ def write_centers(config, acc, dict_chars, run_info, logger):
     centers = acc.centers()
     out, report_path = output_paths(config)
     meta = dict(images_seen=acc.images_seen, images_used=acc.images_used, model=run_info["model"],
-                checkpoint=run_info["checkpoint"], release=os.environ.get("PADDLEOCR_RELEASE"),
-                seconds=run_info["seconds"], output=out)
+                checkpoint=run_info["weights"].path, weights_source=run_info["weights"].source,
+                mode=config["Export"]["mode"], release=os.environ.get("PADDLEOCR_RELEASE"),
+                seconds=run_info["seconds"], output=out, lines_read_per_label_file=run_info["lines_read"])
     report = summarize(centers, acc.counts, dict_chars, meta)
     report["samples_per_class"] = {str(c): int(acc.counts[c]) for c in centers}
     force = bool(config["Export"].get("force"))

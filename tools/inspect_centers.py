@@ -21,7 +21,7 @@ from centerkit.export_script import export_script
 
 UNKNOWN = "unknown"
 # Rows of format_report whose values the pkl alone cannot give; they are numbers there.
-SAMPLE_ROWS = ("samples per class",)
+SAMPLE_ROWS = ("samples per class", "lines read per label file")
 DICT_ROWS = ("classes with a center", "classes out of the dictionary", "characters without a center")
 
 
@@ -104,9 +104,9 @@ def inspect(argv):
     p.add_argument("--dict", default="", help="character dictionary, names the missing characters")
     p.add_argument("--force", default="", help="rewrite an existing chart")
     a = p.parse_args(argv)
-    centers, width = pkl.load(a.centers)
+    centers, width, stock = pkl.load(a.centers)
     rpath = files.report_path(a.centers)
-    print("centers   %s: %d classes, width %d" % (a.centers, len(centers), width))
+    print("centers   %s: %d classes, width %d%s" % (a.centers, len(centers), width, ", " + stock if stock else ""))
     if os.path.exists(rpath):
         report = read_report(rpath, centers, width)
         try:

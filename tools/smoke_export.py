@@ -39,7 +39,7 @@ def smoke(argv):
         cmd = make_export_command(tree, sys.executable, CONFIG, os.path.join(work, "ckpt"), out, opts)
         if subprocess.call(cmd, stdout=subprocess.DEVNULL):
             raise KitError("make export failed on the smoke test (its error is above); `make status` shows the tree")
-        got, width = centers.load(out)
+        got, width, _ = centers.load(out)
         with open(os.path.join(work, "train_center.report.json")) as f:
             report = json.load(f)
     want = (made["class_index"],), made["widths"]["Student"], (11, 6)

@@ -144,7 +144,7 @@ def validate(argv):
     p.add_argument("--tree", default="", help="PaddleOCR tree (default: the clone around the current folder)")
     a = p.parse_args(argv)
     cwd = os.getcwd()
-    centers, width = pkl.load(a.centers)
+    centers, width, stock = pkl.load(a.centers)
     tree = find_tree(a.tree, cwd)
     config_path = resolve_config(tree, a.config, cwd)
     config = export_script.load_config(config_path)
@@ -179,8 +179,8 @@ def validate(argv):
         fail(range_error(centers, where, params["num_classes"]))
         load_with(cls, centers, path, params, where)
         notes.append(center_file_note(path, given.get("center_file_path"), tree))
-    print("ok: %s fits %s: %d of %d classes have a center, width %d; loaded by %s%s"
-          % (a.centers, ", ".join(w for w, _ in entries), len(centers), n, width,
+    print("ok: %s fits %s: %d of %d classes have a center, width %d%s; loaded by %s%s"
+          % (a.centers, ", ".join(w for w, _ in entries), len(centers), n, width, ", " + stock if stock else "",
              inspect.getsourcefile(cls), "".join(sorted(set(notes)))))
     return 0
 

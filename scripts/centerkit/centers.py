@@ -1,5 +1,6 @@
 """Reading a centers pkl strictly: the format CenterLoss loads ({int class index >= 0:
-float32 ndarray (feat_dim,)}, one width), checked here because CenterLoss itself only
+float32 ndarray (feat_dim,)}, one width; upstream's own export_center.py writes numpy
+integer keys, the "stock format", which CenterLoss loads as well), checked here because CenterLoss itself only
 fails, or silently mixes in garbage, hours into a training run."""
 
 import io
@@ -28,8 +29,12 @@ class _NumpyOnly(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+STOCK_FORMAT = "stock format (numpy integer keys, as upstream's export_center.py writes them)"
+
+
 def load(path):
-    """(centers, width) of a pkl in CenterLoss's format, else KitError naming the problem."""
+    """(centers with int keys, width, STOCK_FORMAT or "") of a pkl in CenterLoss's format,
+    else KitError naming the problem."""
     if not path:
         raise KitError("no CENTERS given; pass CENTERS=<train_center.pkl>")
     if not os.path.isfile(path):
@@ -42,18 +47,23 @@ def load(path):
         raise KitError("%s %s; save {int class: float32 ndarray} (what `make export` writes)" % (path, e))
     except Exception as e:  # truncated, not a pickle at all, ...
         raise KitError("%s is not a readable pickle (%s: %s); re-export it" % (path, type(e).__name__, e))
-    return centers, check_format(centers, path)
+    width = check_format(centers, path)
+    stock = any(type(k) is not int for k in centers)
+    return {int(k): v for k, v in centers.items()}, width, STOCK_FORMAT if stock else ""
 
 
 def check_format(centers, path):
-    """The common feature width, or KitError on the first entry that breaks the format."""
+    """The common feature width, or KitError on the first entry that breaks the format.
+    Keys are ints or numpy integers (the stock script's argmax indices): CenterLoss indexes
+    its center matrix with either."""
     if not isinstance(centers, dict):
         raise KitError("%s holds a %s, not a dict {class index: center}" % (path, type(centers).__name__))
     if not centers:
         raise KitError("%s holds no centers; re-export it from a trained checkpoint" % path)
     width = None
     for key, value in centers.items():
-        if type(key) is not int:  # bool is an int subclass; numpy ints pickle differently
+        if type(key) is not int and not (isinstance(key, np.integer) and not isinstance(key, np.bool_)):
+            # bool is an int subclass, numpy's bool_ is no integer: neither is a class index
             raise KitError("%s: key %r is a %s, not an int class index" % (path, key, type(key).__name__))
         if key < 0:
             raise KitError("%s: class index %d is negative" % (path, key))

@@ -91,19 +91,24 @@ def cmd_export(a):
     # Paths go as JSON strings, which YAML reads verbatim: a bare `a #1` or `a: b` would not.
     if a.checkpoint:
         ckpt = a.checkpoint if os.path.isabs(a.checkpoint) else os.path.join(a.invoked_from, a.checkpoint)
-        opts.append("Global.checkpoints=%s" % json.dumps(os.path.abspath(ckpt)))
+        opts.append("Export.checkpoint=%s" % json.dumps(os.path.abspath(ckpt)))
     if a.model:
         opts.append("Export.model=%s" % a.model)
+    if a.mode:
+        opts.append("Export.mode=%s" % a.mode)
     output = os.path.abspath(os.path.join(a.invoked_from, a.output or "train_center.pkl"))
     opts += ["Export.output=%s" % json.dumps(output), "Export.force=%s" % ("true" if a.force else "false")]
     samples_png = files.chart_path(output)
     files.refuse_existing([output, samples_png], a.force)  # before hours of export, not after
-    report = os.path.join(tree, export_script.output_paths(preflight.check(tree, config, opts))[1])
+    checked = preflight.check(tree, config, opts)
+    report = os.path.join(tree, export_script.output_paths(checked)[1])
     files.refuse_existing([report], a.force)
     if not os.path.isdir(os.path.dirname(output)):
         raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
-    cmd = [a.python or sys.executable, *launcher(a.nproc), "tools/export_center.py", "-c", config, "-o", *opts]
-    rc = run_patched(tree, cmd, outputs=[output, report, samples_png])
+    python = a.python or sys.executable
+    launch, launch_env = launcher(a.nproc, bool(checked["Global"].get("use_gpu")), python)
+    cmd = [python, *launch, "tools/export_center.py", "-c", config, "-o", *opts]
+    rc = run_patched(tree, cmd, outputs=[output, report, samples_png], env=launch_env)
     if rc == 0:
         chart.write_of_report(report, samples_png, a.force)
     return rc
@@ -133,7 +138,7 @@ def main(argv=None):
         s = sub.add_parser(name)
         s.add_argument("--tree", default="")
         if name == "export":
-            for opt in ("config", "checkpoint", "model", "output", "opts", "python", "nproc"):
+            for opt in ("config", "checkpoint", "model", "mode", "output", "opts", "python", "nproc"):
                 s.add_argument("--" + opt, default="")
             s.add_argument("--force", default="")
     train_cmd.add_arguments(sub.add_parser("train"))  # make train / make train-config

@@ -10,18 +10,20 @@ from .supervise import interrupt_on_term, run_child
 from .tree import TreeLock
 
 
-def run_patched(tree, cmd, outputs=()):
+def run_patched(tree, cmd, outputs=(), env=None):
     """Apply the series to tree, run cmd (argv) in it, revert; the child's exit code in the
     shell's convention (128+N when killed by signal N). outputs: the run's output files,
-    which the queue's read-only and fault checks cover too."""
+    which the queue's read-only and fault checks cover too; env: variables the child gets
+    on top of the kit's (the launcher's), shown on the command line printed."""
+    env = dict(env or {})
     interrupt_on_term()
     with TreeLock(tree):
         q, version = PatchQueue.for_tree(tree)
         try:
             with q.applied(version, outputs=list(outputs)):
-                env = dict(os.environ, PADDLEOCR_RELEASE=str(version))
-                print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-                rc = run_child(cmd, cwd=tree, env=env)
+                shown = ["%s=%s" % kv for kv in env.items()] + cmd
+                print("+ " + " ".join(shlex.quote(c) for c in shown), flush=True)
+                rc = run_child(cmd, cwd=tree, env=dict(os.environ, PADDLEOCR_RELEASE=str(version), **env))
         finally:
             if q.reverted:
                 print("reverted series %s: %s byte-identical to before" % (q.series, ", ".join(q.targets())), flush=True)

@@ -30,14 +30,13 @@ def check(tree, config_path, opts):
         export_script.check_rec_ctc_config(config)
     except export_script.ExportError as e:
         raise KitError(str(e))
-    name, model_arch = export_script.chosen_model_arch(config)
-    ckpt = export_script.checkpoint_path(config)
-    if ckpt:
-        base = export_script.checkpoint_prefix(ckpt)
-        if not os.path.isfile(_in_tree(tree, base) + ".pdparams"):
-            raise KitError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % base)
-    elif not (name and model_arch.get("pretrained")):
+    weights = export_script.weights_source(config)
+    if weights is None:
         raise KitError("the config names no checkpoint; pass CHECKPOINT=output/<model>/best_accuracy")
+    base = export_script.checkpoint_prefix(weights.path)
+    if not os.path.isfile(_in_tree(tree, base) + ".pdparams"):
+        raise KitError("checkpoint %s.pdparams (%s) does not exist; pass CHECKPOINT=<path without .pdparams>"
+                       % (base, weights.source))
     g = config["Global"]
     dict_path = g.get("character_dict_path")
     if dict_path and not os.path.isfile(_in_tree(tree, dict_path)):
@@ -46,15 +45,45 @@ def check(tree, config_path, opts):
     return config
 
 
+# The preflight reads at most this many lines of a label file, whatever its size: the first
+# half and lines at evenly spaced offsets. The export names any other broken line when it
+# reaches it (a one-line error, read_each_once in the export script).
+SAMPLE_LINES = 64
+REMOTE = ("http://", "https://")  # v3.x SimpleDataSet downloads these
+
+
+def sample_lines(path, count=SAMPLE_LINES):
+    """[(where, line)] of up to count lines of a label file: the first count // 2 (where is
+    ":N") and count // 2 more at evenly spaced byte offsets (" (near byte B)"), each whole."""
+    size = os.path.getsize(path)
+    out = []
+    with open(path, "rb") as f:
+        for number in range(1, count // 2 + 1):
+            line = f.readline()
+            if not line:
+                return out
+            out.append((":%d" % number, line))
+        start = f.tell()
+        for k in range(count - count // 2):
+            offset = start + (size - start) * k // (count - count // 2)
+            f.seek(max(offset - 1, 0))
+            if offset > 0:
+                f.readline()  # to the start of the next whole line
+            line = f.readline()
+            if line:
+                out.append((" (near byte %d)" % offset, line))
+    return out
+
+
 def check_data(tree, ds):
+    """The data folder, each label file, and a bounded sample of their lines: the cost does
+    not grow with the data set."""
     data_dir = _in_tree(tree, ds.get("data_dir") or ".")
     if not os.path.isdir(data_dir):
         raise KitError("Train.dataset.data_dir %s does not exist; fix it in the config or OPTS" % ds.get("data_dir"))
     if ds.get("name") == "LMDBDataSet":
         return
-    labels = ds.get("label_file_list") or []
-    if isinstance(labels, str):
-        labels = [labels]
+    labels = export_script.label_files(ds)
     if not labels:
         raise KitError("Train.dataset.label_file_list is empty; name the training label files")
     delimiter = ds.get("delimiter", "\t")
@@ -62,16 +91,14 @@ def check_data(tree, ds):
         path = _in_tree(tree, label_file)
         if not os.path.isfile(path):
             raise KitError("label file %s does not exist; fix Train.dataset.label_file_list" % label_file)
-        lines = 0
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                lines += 1
-                image, sep, _ = line.rstrip("\n").partition(delimiter)
-                if not sep:
-                    raise KitError("%s:%d has no %r between image and label; fix the label file" % (label_file, number, delimiter))
-                if not image.startswith("[") and not os.path.exists(os.path.join(data_dir, image)):
-                    raise KitError("%s:%d names image %s, missing under %s; fix the path or data_dir" % (label_file, number, image, data_dir))
-        if lines == 0:
+        sample = [(w, l.decode("utf-8", "replace").rstrip("\r\n")) for w, l in sample_lines(path)]
+        if not any(line.strip() for _, line in sample):
             raise KitError("label file %s is empty; it needs `image<TAB>label` lines" % label_file)
+        for where, line in sample:
+            if not line.strip():
+                continue
+            image, sep, _ = line.partition(delimiter)
+            if not sep:
+                raise KitError("%s%s has no %r between image and label; fix the label file" % (label_file, where, delimiter))
+            if not image.startswith(("[",) + REMOTE) and not os.path.exists(os.path.join(data_dir, image)):
+                raise KitError("%s%s names image %s, missing under %s; fix the path or data_dir" % (label_file, where, image, data_dir))

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 
 from . import KitError
@@ -42,17 +43,45 @@ def signals_deferred():
             signal.raise_signal(sig)
 
 
-def launcher(nproc):
-    """Arguments that run the export on nproc processes (GPUs when present, else CPU with
-    gloo); paddle's launcher logs go outside the tree so it stays clean."""
+def cuda_devices(python):
+    """How many GPUs the Paddle of `python` can use (0 on a CPU-only build): the capability
+    query, asked of the Python that runs the export, not of the kit's."""
+    probe = "import paddle; print(paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0)"
+    try:
+        r = subprocess.run([python, "-c", probe], capture_output=True, text=True)
+    except OSError as e:
+        raise KitError("%s cannot be run (%s); pass PYTHON=<the Python with Paddle>" % (python, e.strerror or e))
+    if r.returncode or not r.stdout.split():
+        last = (r.stderr.strip().splitlines() or ["?"])[-1]
+        raise KitError("%s cannot import paddle (%s); pass PYTHON=<the Python with Paddle>" % (python, last))
+    return int(r.stdout.split()[-1])
+
+
+def process_count(nproc):
+    """NPROC as a number (1 when empty), or a one-line KitError."""
     if not (nproc or "1").isdigit() or int(nproc or 1) < 1:
         raise KitError("NPROC=%s is not a number of processes; pass e.g. NPROC=2" % nproc)
-    n = int(nproc or 1)
+    return int(nproc or 1)
+
+
+def launcher(nproc, use_gpu, python):
+    """(arguments, environment) that run the export on nproc processes: one per GPU when
+    Global.use_gpu is true and the Paddle of `python` has GPUs, else CPU processes with the
+    gloo backend, set explicitly (paddle's launcher has no --backend option; it reads
+    PADDLE_DISTRI_BACKEND, and on a CUDA build would pick NCCL for CPU tensors). Paddle's
+    launcher logs go outside the tree so it stays clean."""
+    n = process_count(nproc)
     if n == 1:
-        return []
+        return [], {}
+    gpus = cuda_devices(python) if use_gpu else 0
+    if use_gpu and not gpus:
+        print("ppocr-center-kit: warning: Global.use_gpu is true but %s's Paddle has no GPU; "
+              "running %d CPU processes (gloo)" % (python, n), file=sys.stderr, flush=True)
     log_dir = tempfile.mkdtemp(prefix="ppocr-center-kit-launch-")
-    print("running %d processes; per-rank logs in %s" % (n, log_dir), flush=True)
-    return ["-m", "paddle.distributed.launch", "--nproc_per_node", str(n), "--log_dir", log_dir]
+    print("running %d %s; per-rank logs in %s" % (n, "GPU processes (NCCL)" if gpus else "CPU processes (gloo)", log_dir),
+          flush=True)
+    return ["-m", "paddle.distributed.launch", "--nproc_per_node", str(n), "--log_dir", log_dir], \
+        ({} if gpus else {"PADDLE_DISTRI_BACKEND": "gloo"})
 
 
 try:

@@ -18,7 +18,7 @@ from . import KIT_ROOT, KitError, preflight
 from . import train_config as tc
 from .export_script import export_script as ec
 from .patched_run import run_patched
-from .supervise import launcher
+from .supervise import launcher, process_count
 from .tree import find_tree
 
 LOSS_SOURCE = os.path.join(KIT_ROOT, "tools", "kit_center_loss.py")
@@ -65,7 +65,7 @@ def run_probe(tree, python, config, chosen, centers):
 
 
 def derive(a):
-    """(tree, derived config path, python): everything checked, the YAML written."""
+    """(tree, derived config path, python, derived config): everything checked, the YAML written."""
     tree = find_tree(a.tree, a.invoked_from)
     python = a.python or sys.executable
     config_path = preflight.resolve_config(tree, a.config, a.invoked_from)
@@ -94,14 +94,15 @@ def derive(a):
     tc.write(derived, path)
     print("wrote %s (CenterLoss on %s, %d classes, features %d wide, weight %g)" % (
         path, ", ".join(chosen) or "the model", found["num_classes"], found["width"], derived["Loss"]["kit_center"]["weight"]), flush=True)
-    return tree, path, python
+    return tree, path, python, derived
 
 
 def cmd_train(a):
-    launch = launcher(a.nproc)  # a bad NPROC before anything else
-    tree, path, python = derive(a)
+    process_count(a.nproc)  # a bad NPROC before anything else
+    tree, path, python, derived = derive(a)
     if a.config_only not in ("", "0"):
         print("train with it on your own launcher between `make apply` and `make revert`:\n"
               "  python tools/train.py -c %s" % shlex.quote(os.path.relpath(path, tree) if path.startswith(tree + os.sep) else path))
         return 0
-    return run_patched(tree, [python, *launch, "tools/train.py", "-c", path])
+    launch, launch_env = launcher(a.nproc, bool(derived["Global"].get("use_gpu")), python)
+    return run_patched(tree, [python, *launch, "tools/train.py", "-c", path], env=launch_env)
