@@ -79,7 +79,7 @@ inspect: ## print a centers pkl's report, chart its samples per class: CENTERS= 
 validate: ## check a pkl against a CenterLoss config, load it with its CenterLoss: CENTERS= CONFIG= [PADDLEOCR=]
 	@$(call KITTOOL,validate_centers.py) --centers "$(CENTERS)" --config "$(CONFIG)" $(TREE_ARG)
 
-demo: $(VENV)/.installed ## built-in default: train a tiny distillation model, export its centers
+demo: $(VENV)/.installed ## built-in default: train a tiny distillation model, export its centers, fine-tune with them
 	@$(KITPATH) "$(VENV)/bin/python" "$(KIT)/demo/run_demo.py" $(TREE_ARG) --invoked-from "$(CURDIR)"
 
 test: $(VENV)/.installed ## the test suite: every tier on every release (../shared's bundle or PADDLEOCR_REPO)
