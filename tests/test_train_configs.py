@@ -254,7 +254,7 @@ def test_make_train_nproc_2(tree_of, tmp_path):
     s.train_opts = s.train_opts + ["Train.loader.batch_size_per_card=1"]  # 4 images, 2 ranks: 2 steps each
     r = s.train(NPROC="2")
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
-    assert "running 2 processes" in r.stdout
+    assert "running 2 CPU processes (gloo)" in r.stdout and "+ PADDLE_DISTRI_BACKEND=gloo " in r.stdout
     steps = logged_steps(r.stdout)
     assert len(steps) >= 2 and all(0 < float(st["loss_center"]) < float("inf") for st in steps)
     assert git_status(s.tree) == ""
