@@ -20,6 +20,7 @@ BENCH_IMAGES ?= 32
 BENCH_CONFIG ?=
 BENCH_ONLY ?=
 PYTEST_ARGS ?=
+TEST_JOBS ?= 2
 # Python children write their bytecode here, never into the user's clone (users do not
 # set PYTHONDONTWRITEBYTECODE; a clone without upstream's .gitignore would show it).
 export PYTHONPYCACHEPREFIX ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ppocr-center-kit/pycache
@@ -83,7 +84,7 @@ demo: $(VENV)/.installed ## built-in default: train a tiny distillation model, e
 	@$(KITPATH) "$(VENV)/bin/python" "$(KIT)/demo/run_demo.py" $(TREE_ARG) --invoked-from "$(CURDIR)"
 
 test: $(VENV)/.installed ## the test suite: every tier on every release (../shared's bundle or PADDLEOCR_REPO)
-	cd "$(KIT)" && $(KITPATH) "$(VENV)/bin/python" tests/release_envs.py install && "$(VENV)/bin/python" -m pytest $(PYTEST_ARGS)
+	cd "$(KIT)" && $(KITPATH) "$(VENV)/bin/python" tests/release_envs.py install && "$(VENV)/bin/python" -m pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 smoke: ## seconds-long real export on this clone (tiny config, stand-in checkpoint): for CI pinning a tag
 	@$(call KITTOOL,smoke_export.py) $(TREE_ARG) --invoked-from "$(CURDIR)"

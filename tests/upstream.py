@@ -42,11 +42,16 @@ def sdist_archive(release):
     path = os.path.join(folder, "paddleocr-%s.tar.gz" % version)
     if not (os.path.isfile(path) and sha256(path) == release.sdist_sha256):
         os.makedirs(folder, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-             "paddleocr==%s" % version, "-d", folder],
-            check=True, stdout=subprocess.DEVNULL,
-        )
+        tmp = tempfile.mkdtemp(dir=folder)  # whole or not at all: test workers run side by side
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+                 "paddleocr==%s" % version, "-d", tmp],
+                check=True, stdout=subprocess.DEVNULL,
+            )
+            os.replace(os.path.join(tmp, os.path.basename(path)), path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     got = sha256(path)
     if got != release.sdist_sha256:
         raise AssertionError("%s: sha256 %s, pinned %s" % (path, got, release.sdist_sha256))
@@ -100,7 +105,11 @@ def cached_bare_clone(url, name):
         tmp = tempfile.mkdtemp(prefix=name + ".", dir=CACHE)
         try:
             git.Repo.clone_from(url, tmp, bare=True)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError:  # another test worker's clone got there first
+                if not os.path.isdir(path):
+                    raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return path
@@ -130,7 +139,8 @@ def release_tree(source, release, gitignore=True):
     rev = release_revision(source, release)
     if rev is None:
         return None
-    name = release if gitignore else release + "-no-gitignore"
+    # one tree per test worker (pytest-xdist): one kit run per tree at a time
+    name = (release if gitignore else release + "-no-gitignore") + os.environ.get("PYTEST_XDIST_WORKER", "")
     path = os.path.join(CACHE, "trees", hashlib.sha1(os.path.abspath(source).encode()).hexdigest()[:10], name)
     if not os.path.isdir(os.path.join(path, ".git")):
         shutil.rmtree(path, ignore_errors=True)
