@@ -123,7 +123,7 @@ def demo(argv):
 
 
 def center_figures(tree, ckpt, centers, opts):
-    cmd = [sys.executable, os.path.join(HERE, "center_figures.py"), CONFIG, ckpt, centers] + opts
+    cmd = [sys.executable, os.path.join(KIT, "demo", "center_figures.py"), CONFIG, ckpt, centers] + opts
     r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
     if r.returncode:
         raise KitError("measuring the centers failed: %s" % (r.stderr.strip().splitlines() or ["?"])[-1])

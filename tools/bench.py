@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from centerkit import KIT_ROOT, KitError, stock
+from centerkit import KIT_ROOT, LOSS_SOURCE, KitError, stock
 from centerkit.commands import make_export_command
 from centerkit.export_script import export_script
 from centerkit.patch_queue import PatchQueue
@@ -105,7 +105,7 @@ def loss_step(kind, classes, tree):
     logits = paddle.to_tensor(rng.standard_normal((B, T, classes)).astype(np.float32))
     centers = rng.standard_normal((classes, D))
     path = os.path.join(tree, "ppocr", "losses", "center_loss.py") if kind == "upstream" else \
-        os.path.join(KIT, "tools", "kit_center_loss.py")
+        LOSS_SOURCE
     spec = importlib.util.spec_from_file_location("bench_" + kind, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

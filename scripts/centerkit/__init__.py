@@ -6,6 +6,7 @@ import os
 KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PATCHES_DIR = os.path.join(KIT_ROOT, "patches")
 EXPORT_SCRIPT = os.path.join(KIT_ROOT, "tools", "export_center.py")  # the drop-in script
+LOSS_SOURCE = os.path.join(KIT_ROOT, "tools", "kit_center_loss.py")  # patch 0003 adds it to the clone
 
 
 class KitError(Exception):

@@ -11,11 +11,11 @@ patch's hand-made hunks, and is regenerated from the kit's copy the same way.
 import os
 import re
 
-from . import EXPORT_SCRIPT, KIT_ROOT, PATCHES_DIR, KitError
+from . import EXPORT_SCRIPT, LOSS_SOURCE, PATCHES_DIR, KitError
 
 EXPORT_TARGET = "tools/export_center.py"
 # files the series creates in the tree: {path in the tree: the kit's source of it}
-NEW_FILES = {"ppocr/losses/kit_center_loss.py": os.path.join(KIT_ROOT, "tools", "kit_center_loss.py")}
+NEW_FILES = {"ppocr/losses/kit_center_loss.py": LOSS_SOURCE}
 _DIFF = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
 
 

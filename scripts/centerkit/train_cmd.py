@@ -14,14 +14,13 @@ import subprocess
 import sys
 import tempfile
 
-from . import KIT_ROOT, KitError, preflight
+from . import KIT_ROOT, LOSS_SOURCE, KitError, preflight
 from . import train_config as tc
 from .export_script import export_script as ec
 from .patched_run import run_patched
 from .supervise import launcher, process_count
 from .tree import find_tree
 
-LOSS_SOURCE = os.path.join(KIT_ROOT, "tools", "kit_center_loss.py")
 ARGS = ("tree", "config", "centers", "center_weight", "model", "checkpoint", "opts", "python", "nproc", "config_only")
 
 

@@ -138,7 +138,6 @@ def probe(config, chosen, centers, loss_source):
 
     import paddle
     from ppocr.modeling.architectures.base_model import BaseModel
-    from ppocr.postprocess import build_post_process
 
     paddle.set_device("cpu")
     ec.set_head_channels(config, ec.post_process_classes(config))
