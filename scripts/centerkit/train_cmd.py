@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import KIT_ROOT, LOSS_SOURCE, KitError, preflight
+from . import LOSS_SOURCE, KitError, preflight
 from . import train_config as tc
 from .export_script import export_script as ec
 from .patched_run import run_patched
@@ -50,8 +50,8 @@ def run_probe(tree, python, config, chosen, centers):
         given = os.path.join(tmp, "probe.json")
         with open(given, "w", encoding="utf-8") as f:
             json.dump({"config": config, "chosen": chosen, "centers": centers, "loss_source": LOSS_SOURCE}, f)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(KIT_ROOT, "scripts"), os.environ.get("PYTHONPATH")])))
-        r = subprocess.run([python, "-m", "centerkit.train_config", "probe", given], cwd=tree, env=env,
+        # centerkit is importable: the Makefile's KITPATH is in this process's environment
+        r = subprocess.run([python, "-m", "centerkit.train_config", "probe", given], cwd=tree,
                            capture_output=True, text=True)
     lines = r.stdout.strip().splitlines()
     if r.returncode or not lines:
