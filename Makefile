@@ -9,6 +9,7 @@ CONFIG   ?=
 CHECKPOINT ?=
 MODEL    ?=
 MODE     ?=
+ENGINE   ?=
 OUTPUT   ?=
 OPTS     ?=
 FORCE    ?=
@@ -16,7 +17,7 @@ CENTERS  ?=
 DICT     ?=
 NPROC    ?=
 CENTER_WEIGHT ?=
-BENCH_IMAGES ?= 32
+BENCH_IMAGES ?= 64
 BENCH_CONFIG ?=
 BENCH_ONLY ?=
 PYTEST_ARGS ?=
@@ -35,7 +36,7 @@ KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) MODE(=eval) OUTPUT(=train_center.pkl) CENTERS CENTER_WEIGHT OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
+	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) MODE(=eval) ENGINE(=auto) OUTPUT(=train_center.pkl) CENTERS CENTER_WEIGHT OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
 
 $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 	python3 -m venv "$(VENV)"
@@ -46,8 +47,8 @@ $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 setup: $(VENV)/.installed ## create .venv with the kit, paddlepaddle (CPU) and test tools
 	@echo "kit environment ready: $(VENV)"
 
-export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOINT= MODEL= MODE=eval|train OUTPUT= OPTS= FORCE=1 NPROC=N]
-	@$(KITPY) export $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" --mode "$(MODE)" \
+export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOINT= MODEL= MODE=eval|train ENGINE=auto|inference|dygraph OUTPUT= OPTS= FORCE=1 NPROC=N]
+	@$(KITPY) export $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" --mode "$(MODE)" --engine "$(ENGINE)" \
 		--output "$(OUTPUT)" --opts "$(OPTS)" --force "$(FORCE)" --python "$(PYTHON)" --nproc "$(NPROC)"
 
 TRAIN_ARGS = $(TREE_ARG) --config "$(CONFIG)" --centers "$(CENTERS)" --center-weight "$(CENTER_WEIGHT)" \
@@ -89,6 +90,6 @@ test: $(VENV)/.installed ## the test suite: every tier on every release (../shar
 smoke: ## seconds-long real export on this clone (tiny config, stand-in checkpoint): for CI pinning a tag
 	@$(call KITTOOL,smoke_export.py) $(TREE_ARG) --invoked-from "$(CURDIR)"
 
-bench: ## speed and memory ratios, one run (README quotes them): [PADDLEOCR= BENCH_IMAGES=32 BENCH_CONFIG= BENCH_ONLY=loss,...]
+bench: ## speed and memory ratios, one run (README quotes them): [PADDLEOCR= BENCH_IMAGES=64 BENCH_CONFIG= BENCH_ONLY=loss,...]
 	@$(call KITTOOL,bench.py) $(TREE_ARG) --invoked-from "$(CURDIR)" \
 		--images "$(BENCH_IMAGES)" --config "$(BENCH_CONFIG)" --only "$(BENCH_ONLY)"

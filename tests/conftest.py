@@ -13,7 +13,7 @@ sys.path.insert(0, HERE)
 # Children get kit_run.hermetic_env() instead.
 HOSTILE = {
     "PADDLEOCR": "/nonexistent/paddleocr", "CONFIG": "/nonexistent/config.yml", "CHECKPOINT": "/nonexistent/ckpt",
-    "MODEL": "NoSuchModel", "MODE": "nosuchmode", "OUTPUT": "x", "OPTS": "-o Global.no_such_key=1", "FORCE": "1", "NPROC": "3",
+    "MODEL": "NoSuchModel", "MODE": "nosuchmode", "ENGINE": "nosuchengine", "OUTPUT": "x", "OPTS": "-o Global.no_such_key=1", "FORCE": "1", "NPROC": "3",
     "PYTHON": "/nonexistent/python", "PADDLEOCR_VERSION": "v0.0.1", "PADDLEOCR_RELEASE": "v0.0.1",
     "CENTERS": "/nonexistent/centers.pkl", "DICT": "/nonexistent/dict.txt", "BENCH_IMAGES": "0",
     "MAKEFLAGS": "FORCE=1 NPROC=3", "PYTHONPATH": "/nonexistent/site",

@@ -97,6 +97,7 @@ def test_make_export_end_to_end(tree_of, release, config, width, tmp_path):
     with open(os.path.splitext(out)[0] + ".report.json") as f:
         report = json.load(f)
     assert report["images_seen"] == 11 and report["images_used"] == 6
+    assert report["engine"] == "inference"  # ENGINE=auto's choice on every release: the model converts
 
 
 @pytest.mark.parametrize("problem", ["checkpoint of another config", "no image recognised"])

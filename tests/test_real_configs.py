@@ -8,7 +8,9 @@ step reads "1". Images
 labelled "1" are then recognised and the others are not, which exercises everything the
 export does (config derivation, head channels, the Eval pipeline over the Train data, the
 sub-model forward, the features) on the real architecture; the center width must be the
-input width of that last FC layer (`mid_channels` when set).
+input width of that last FC layer (`mid_channels` when set). Each is exported twice: with the
+default engine, which must be the inference engine (the model converts), and with
+ENGINE=dygraph, whose centers it must equal.
 """
 
 import json
@@ -64,15 +66,21 @@ def test_real_config_exports(tree_of, release, family, tmp_path):
     standin = json.loads(made.stdout.splitlines()[-1])
     width, one = standin["widths"].get("Student", standin["widths"].get("")), standin["class_index"]
 
-    r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": release}, PYTHON=python, CONFIG=config,
-             CHECKPOINT=ckpt, OUTPUT=out, OPTS=" ".join("-o " + o for o in opts))
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert git_status(tree) == ""
-    with open(out, "rb") as f:
-        centers = pickle.load(f)
-    assert list(centers) == [one]  # every step of the recognised images reads "1"
-    assert centers[one].dtype == np.float32 and centers[one].shape == (width,)
-    assert np.isfinite(centers[one]).all()
-    with open(os.path.splitext(out)[0] + ".report.json") as f:
-        report = json.load(f)
-    assert (report["images_seen"], report["images_used"], report["feature_width"]) == (5, 3, width)
+    exported = {}
+    for engine in ("", "dygraph"):  # the default (auto: the inference engine), then dygraph's to compare
+        out = str(tmp_path / ("train_center%s.pkl" % engine))
+        r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": release}, PYTHON=python, CONFIG=config,
+                 CHECKPOINT=ckpt, OUTPUT=out, ENGINE=engine, OPTS=" ".join("-o " + o for o in opts))
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        assert git_status(tree) == ""
+        with open(out, "rb") as f:
+            centers = exported[engine] = pickle.load(f)
+        assert list(centers) == [one]  # every step of the recognised images reads "1"
+        assert centers[one].dtype == np.float32 and centers[one].shape == (width,)
+        assert np.isfinite(centers[one]).all()
+        with open(os.path.splitext(out)[0] + ".report.json") as f:
+            report = json.load(f)
+        assert (report["images_seen"], report["images_used"], report["feature_width"]) == (5, 3, width)
+        assert report["engine"] == (engine or "inference")
+    scale = float(np.abs(exported["dygraph"][one]).max())
+    np.testing.assert_allclose(exported[""][one], exported["dygraph"][one], rtol=1e-4, atol=1e-4 * scale)

@@ -7,7 +7,9 @@ Run with the Python of a PaddleOCR tree (paddle + the tree's requirements):
    B=128, T=40, 6625 classes, width 256;
 2. end to end on the SVTRv2 distillation config, same data and (stand-in) checkpoint, time
    of the loop over the data only (model building excluded for all three):
-   - ours: `make export`, the loop time its report records;
+   - ours: `make export ENGINE=dygraph`, the loop time its report records, and
+     `make export ENGINE=inference`, its loop time without the conversion (printed apart);
+     both with the report's breakdown (load / forward / accumulate / convert);
    - the manual recipe: the whole Teacher+Student model forwarded in eval mode, Student's
      outputs taken from the dict, upstream's update_center;
    - the floor: a bare loop that forwards the Student only and does nothing else;
@@ -20,7 +22,8 @@ Run with the Python of a PaddleOCR tree (paddle + the tree's requirements):
    the best of 3 steps' time. loss_mem_ratio / loss_speedup are the smaller of the two C.
 
 The last line is machine-readable:
-bench: accumulate_speedup=.. e2e_vs_recipe=.. e2e_vs_floor=.. mem_10k_over_1k=.. nproc2_speedup=.. loss_mem_ratio=.. loss_speedup=..
+bench: accumulate_speedup=.. e2e_vs_recipe=.. e2e_vs_floor=.. e2e_inference_vs_floor=.. inference_convert_s=..
+       mem_10k_over_1k=.. nproc2_speedup=.. loss_mem_ratio=.. loss_speedup=..
 
 Run by the Makefile, which puts the kit's scripts/ on PYTHONPATH.
 """
@@ -222,11 +225,21 @@ def loop_in_patched_tree(kind, config, ckpt, opts):
 
 
 def bench_e2e(tree, config, images, work):
+    """(recipe / ours, ours / floor, ours with ENGINE=inference / floor, its conversion
+    seconds): ours is the loop time of `make export` with ENGINE=dygraph, its report's
+    seconds; the inference engine's is its loop time without the conversion (model
+    building, excluded for every contender), which is printed beside it."""
     opts = write_images(os.path.join(work, "svtr"), images, "1", (48, 320))
     ckpt = os.path.join(work, "svtr_ckpt")
     make_standin(config, ckpt, "1", opts)
-    _, report, _ = make_export(tree, config, ckpt, os.path.join(work, "svtr.pkl"), opts)
-    ours = report["seconds"]
+    parts = {}
+    for engine in ("dygraph", "inference"):
+        _, report, _ = make_export(tree, config, ckpt, os.path.join(work, "svtr_%s.pkl" % engine), opts, ENGINE=engine)
+        if report["engine"] != engine:
+            raise SystemExit("bench: ENGINE=%s exported with %s" % (engine, report["engine"]))
+        parts[engine] = report["seconds_by_part"]
+    ours = parts["dygraph"]["loop"]
+    inference = parts["inference"]["loop"] - parts["inference"]["convert"]
     loops = {}
     q, _ = PatchQueue.for_tree(tree)
     with TreeLock(tree), q.applied():
@@ -237,9 +250,13 @@ def bench_e2e(tree, config, images, work):
             if r.returncode:
                 raise SystemExit("bench: the %s loop failed: %s" % (kind, r.stderr.strip()[-2000:]))
             loops[kind] = float(r.stdout.split()[-1])
-    print("end to end  %d images of %s: ours %.1f s (%.2f img/s), manual recipe %.1f s, bare Student "
-          "forward %.1f s" % (images, os.path.basename(config), ours, images / ours, loops["recipe"], loops["floor"]))
-    return loops["recipe"] / ours, ours / loops["floor"]
+    print("end to end  %d images of %s: ours %.1f s (ENGINE=dygraph), %.1f s + %.1f s conversion (ENGINE=inference), "
+          "manual recipe %.1f s, bare Student forward %.1f s"
+          % (images, os.path.basename(config), ours, inference, parts["inference"]["convert"], loops["recipe"], loops["floor"]))
+    for engine, p in parts.items():
+        print("  %-9s  load %.2f s, forward %.2f s, accumulate %.2f s, convert %.2f s (loop %.2f s)"
+              % (engine, p["load"], p["forward"], p["accumulate"], p["convert"], p["loop"]))
+    return loops["recipe"] / ours, ours / loops["floor"], inference / loops["floor"], parts["inference"]["convert"]
 
 
 def bench_memory_and_nproc(tree, work):
@@ -264,7 +281,7 @@ def bench_memory_and_nproc(tree, work):
 
 def main():
     p = tool_arguments(__doc__)
-    p.add_argument("--images", type=int, default=32, help="images for the SVTRv2 end-to-end run")
+    p.add_argument("--images", type=int, default=64, help="images for the SVTRv2 end-to-end run")
     p.add_argument("--config", default="", help="distillation config (default: the tree's SVTRv2 one)")
     p.add_argument("--loop", choices=["recipe", "floor"], help=argparse.SUPPRESS)
     p.add_argument("--ckpt", help=argparse.SUPPRESS)
@@ -292,19 +309,19 @@ def main():
         raise SystemExit("bench: this tree has no SVTRv2 distillation config; pass BENCH_CONFIG=<config>")
     parts = set((a.only or "accumulate,e2e,memory,loss").split(","))
     nan = float("nan")
-    speedup = vs_recipe = vs_floor = mem = nproc = loss_mem = loss_speed = nan
+    speedup = vs_recipe = vs_floor = inference_vs_floor = convert = mem = nproc = loss_mem = loss_speed = nan
     with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-bench-") as work:
         if "accumulate" in parts:
             speedup = bench_accumulate(tree)
         if "e2e" in parts:
-            vs_recipe, vs_floor = bench_e2e(tree, config, a.images, work)
+            vs_recipe, vs_floor, inference_vs_floor, convert = bench_e2e(tree, config, a.images, work)
         if "memory" in parts:
             mem, nproc = bench_memory_and_nproc(tree, work)
         if "loss" in parts:
             loss_mem, loss_speed = bench_loss(tree)
-    print("bench: accumulate_speedup=%.1f e2e_vs_recipe=%.2f e2e_vs_floor=%.2f mem_10k_over_1k=%.2f "
-          "nproc2_speedup=%.2f loss_mem_ratio=%.1f loss_speedup=%.1f"
-          % (speedup, vs_recipe, vs_floor, mem, nproc, loss_mem, loss_speed))
+    print("bench: accumulate_speedup=%.1f e2e_vs_recipe=%.2f e2e_vs_floor=%.2f e2e_inference_vs_floor=%.2f "
+          "inference_convert_s=%.1f mem_10k_over_1k=%.2f nproc2_speedup=%.2f loss_mem_ratio=%.1f loss_speedup=%.1f"
+          % (speedup, vs_recipe, vs_floor, inference_vs_floor, convert, mem, nproc, loss_mem, loss_speed))
 
 
 if __name__ == "__main__":

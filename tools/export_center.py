@@ -38,12 +38,15 @@ EXPORT_DEFAULTS = {
     "output": "train_center.pkl",
     "report": None,  # default: <output without .pkl>.report.json
     "force": False,  # overwrite an existing output
+    "engine": "auto",  # auto: Paddle Inference when the model converts, else dygraph (logged)
+    "tensorrt": False,  # on a GPU, let the inference engine run TensorRT subgraphs (opt-in)
 }
 DISTILLATION = "Distillation"
 # What says where a dataset's samples come from (the rest of a dataset section is how to read them).
 # Not ratio_list: below 1, SimpleDataSet reads a random subset with an unseeded RNG.
 DATA_SOURCE_KEYS = ("data_dir", "label_file_list", "delimiter")
 MODES = ("eval", "train")
+ENGINES = ("auto", "inference", "dygraph")
 # The switch the kit's rec_ctc_head.py patch adds: CTCHead returns (features, probs) in eval.
 EVAL_FEATS_SWITCH = "return_feats_in_eval"
 
@@ -159,6 +162,11 @@ def check_rec_ctc_config(config):
     require_ctc_head(chosen_model_arch(config)[1])
     if config["Export"]["mode"] not in MODES:
         raise ExportError("MODE=%s is not one of %s (-o Export.mode=...)" % (config["Export"]["mode"], ", ".join(MODES)))
+    if config["Export"]["engine"] not in ENGINES:
+        raise ExportError("ENGINE=%s is not one of %s (-o Export.engine=...)" % (config["Export"]["engine"], ", ".join(ENGINES)))
+    if config["Export"]["engine"] == "inference" and config["Export"]["mode"] == "train":
+        raise ExportError("ENGINE=inference runs the eval-mode graph and MODE=train needs train-mode layers; "
+                          "pass ENGINE=dygraph (or auto) with MODE=train")
 
 
 def set_head_channels(config, char_num):
@@ -448,6 +456,9 @@ def format_report(report):
         ("feature width", report["feature_width"]),
         ("sub-model", report.get("model") or "(single model)"),
         ("mode", report.get("mode", "eval")),
+        ("engine", report.get("engine", "dygraph")),
+        ("seconds (convert/load/forward/accumulate)", "%s (%s)" % (report.get("seconds"), " / ".join(
+            str((report.get("seconds_by_part") or {}).get(k, "-")) for k in ("convert", "load", "forward", "accumulate")))),
         ("weights", "%s (%s)" % (report.get("checkpoint"), report.get("weights_source", "unknown"))),
         ("release", report.get("release") or "unknown"),
     ]
@@ -587,7 +598,11 @@ def run(config, logger):
     name, weights, ctc_decode = derive_for_this_tree(config)
     data = train_images(config, device, rank, world_size, logger)
     net, acc = build_exported_model(config, name, weights, logger)
-    seconds = accumulate(net, data, acc, ctc_decode, show_progress=rank == 0)
+    forward = Forward(net, config, world_size, logger)
+    try:
+        timing = accumulate(forward, data, acc, ctc_decode, show_progress=rank == 0)
+    finally:
+        forward.close()  # the converted model's temp folder
     reads = data.reads
     if world_size > 1:
         all_reduce_accumulator(acc)
@@ -596,7 +611,8 @@ def run(config, logger):
             return None
     lines_read = {name: int(n) for (name, _), n in zip(data.sources, reads)}
     return write_centers(config, acc, list(ctc_decode.character),
-                         dict(model=name, weights=weights, seconds=seconds, lines_read=lines_read), logger)
+                         dict(model=name, weights=weights, timing=timing, engine=forward.engine_used(),
+                              lines_read=lines_read), logger)
 
 
 def set_up_devices(config, logger):
@@ -762,25 +778,255 @@ def set_mode(net, heads, mode):
             layer.training = False
 
 
-def accumulate(net, data, acc, ctc_decode, show_progress):
-    """Forward every batch without gradients and add the features of the images read
-    exactly to acc; returns the seconds the loop took."""
-    import paddle
-
+def accumulate(forward, data, acc, ctc_decode, show_progress):
+    """Forward every batch and add the features of the images read exactly to acc; returns
+    the seconds of the loop and of its parts: waiting for the loader (whose thread or
+    workers run the Eval transforms meanwhile), the forward pass (with the inference
+    engine's conversion apart), the accumulation."""
     progress = _progress(len(data.loader.dataset), enabled=show_progress)
-    start = time.time()
+    timing = dict(load=0.0, forward=0.0, accumulate=0.0)
+    start = time.perf_counter()
     try:  # the bar ends its line before any error is printed
-        with paddle.no_grad():
-            for batch in data.loader:
-                data.check_reads()
-                feats, probs = head_outputs(net(batch[0]))
-                class_idx = argmax_on_host(probs)
-                acc.update(feats, class_idx, recognised(ctc_decode, class_idx, batch[1].numpy()))
-                progress(len(class_idx))
+        batches = iter(data.loader)
+        while True:
+            t0 = time.perf_counter()
+            batch = next(batches, None)
+            t1 = time.perf_counter()
+            if batch is None:
+                break
+            data.check_reads()
+            feats, class_idx = forward(batch[0])
+            t2 = time.perf_counter()
+            acc.update(feats, class_idx, recognised(ctc_decode, class_idx, batch[1].numpy()))
+            progress(len(class_idx))
+            t3 = time.perf_counter()
+            timing["load"] += t1 - t0
+            timing["forward"] += t2 - t1
+            timing["accumulate"] += t3 - t2
         data.check_reads()
     finally:
         progress(None)
-    return round(time.time() - start, 3)
+    timing["convert"] = forward.convert_seconds
+    timing["forward"] -= forward.convert_seconds
+    timing["loop"] = time.perf_counter() - start
+    return {k: round(v, 3) for k, v in timing.items()}
+
+
+# ---------------------------------------------------------------------------------------
+# Forward engines: (features [B, T, D], argmax class [B, T]) of a batch of images
+# ---------------------------------------------------------------------------------------
+class Forward:
+    """The forward pass Export.engine asks for. dygraph: the built model, as training runs
+    it. inference: that model converted to a static graph (to_static + jit.save, into a
+    temp folder outside the clone) and run by a Paddle Inference predictor, oneDNN on the
+    CPU, CUDA (TensorRT with Export.tensorrt) on a GPU; the argmax is taken inside the
+    graph, so the [B, T, C] scores never leave it. auto: inference when the conversion
+    succeeds and its output equals dygraph's on the first images, else dygraph, with one
+    log line saying why. The choice is made on the first batch, whose shape the graph is
+    built for (the Eval transforms resize every image to one shape); a batch of another
+    shape, if any, goes through dygraph."""
+
+    def __init__(self, net, config, world_size, logger):
+        self.net, self.logger = net, logger
+        self.export = config["Export"]
+        self.use_gpu = not net.parameters()[0].place.is_cpu_place() if net.parameters() else False
+        self.world_size = world_size
+        self.engine = None  # the InferenceEngine, once chosen
+        self.dygraph_batches = 0
+        self.convert_seconds = 0.0
+        self._chosen = False
+        self._shape_warned = False
+
+    def __call__(self, images):
+        if not self._chosen:
+            self._chosen = True
+            start = time.perf_counter()
+            self.engine = self._choose(images)
+            self.convert_seconds = time.perf_counter() - start
+            if self.engine is not None:
+                return self._checked_first(images)
+        if self.engine is not None and list(images.shape[1:]) == self.engine.shape:
+            return self.engine(images)
+        if self.engine is not None and not self._shape_warned:
+            self._shape_warned = True
+            self.logger.warning("engine: a batch of shape %s, not the converted %s, goes through dygraph"
+                                % (list(images.shape[1:]), self.engine.shape))
+        self.dygraph_batches += 1
+        return self.dygraph(images)
+
+    def _checked_first(self, images):
+        """The first batch through the new predictor, checked against dygraph's reference."""
+        try:
+            outputs = self.engine(images)
+            check_same_outputs(self.engine.reference, outputs)
+        except Exception as e:
+            self.engine.close()
+            self.engine = None
+            self._unavailable(e)
+            return self.dygraph(images)
+        self.logger.info("engine: inference (%s; converted in %.1f s)" % (self.engine.describe, self.convert_seconds))
+        return outputs
+
+    def dygraph(self, images):
+        import paddle
+
+        with paddle.no_grad():
+            feats, probs = head_outputs(self.net(images))
+        return feats, argmax_on_host(probs)
+
+    def _choose(self, images):
+        wanted = self.export["engine"]
+        if wanted == "dygraph":
+            self.logger.info("engine: dygraph (ENGINE=dygraph)")
+            return None
+        if self.export["mode"] != "eval":  # check_rec_ctc_config refuses ENGINE=inference here
+            self.logger.info("engine: dygraph (MODE=%s runs layers in train mode; the inference "
+                             "graph is eval-only)" % self.export["mode"])
+            return None
+        try:
+            return InferenceEngine(self, images)
+        except Exception as e:  # any failure of the conversion: dygraph can still run the model
+            self._unavailable(e)
+            return None
+
+    def _unavailable(self, error):
+        """ENGINE=inference: an ExportError; auto: one log line, and dygraph from here on."""
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        if self.export["engine"] == "inference":
+            raise ExportError("ENGINE=inference: the model cannot run on Paddle Inference (%s); "
+                              "pass ENGINE=dygraph" % reason)
+        self.logger.warning("engine: dygraph (the inference engine is unavailable: %s)" % reason)
+
+    def engine_used(self):
+        """What the report records: the engine of the batches (both, if some fell back)."""
+        if self.engine is None:
+            return "dygraph"
+        return "inference" + (" (%d batches of another shape: dygraph)" % self.dygraph_batches if self.dygraph_batches else "")
+
+    def close(self):
+        if self.engine is not None:
+            self.engine.close()
+
+
+class InferenceEngine:
+    """The model as a Paddle Inference predictor for batches shaped as images (the first
+    batch); keeps dygraph's outputs on that batch's first images as the reference the
+    caller checks the predictor's first outputs against. Raises on any failure."""
+
+    CHECK_IMAGES = 2
+
+    def __init__(self, forward, images):
+        self.shape = list(images.shape[1:])
+        self.folder = tempfile.mkdtemp(prefix="ppocr-center-kit-engine-")
+        try:
+            self.reference = forward.dygraph(images[: self.CHECK_IMAGES])
+            save_static_graph(forward.net, self.shape, self.folder)
+            threads = max(1, available_cores() // forward.world_size)
+            self.predictor, self.describe = new_predictor(self.folder, forward.use_gpu, threads,
+                                                          bool(forward.export.get("tensorrt")), images.shape)
+            self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+            self.outputs = [self.predictor.get_output_handle(n) for n in self.predictor.get_output_names()]
+        except BaseException:
+            self.close()
+            raise
+
+    def __call__(self, images):
+        self.input.copy_from_cpu(np.ascontiguousarray(images.numpy()))
+        self.predictor.run()
+        out = [h.copy_to_cpu() for h in self.outputs]
+        feats = next(o for o in out if o.dtype.kind == "f")
+        class_idx = next(o for o in out if o.dtype.kind in "iu")
+        return feats, class_idx
+
+    def close(self):
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _graph_forward(self, x):
+    """The converted graph's forward: the CTC head's features and each step's argmax."""
+    feats, probs = head_outputs(self.net(x))
+    return feats, probs.argmax(axis=-1)
+
+
+def save_static_graph(net, shape, folder):
+    """jit.save a copy of net (the dygraph model stays as built, for the fallback) as
+    folder/model, with the input [any batch] + shape. Reparameterizable layers (rep(), the
+    PP-OCRv4/v5 backbones) are fused first, as the release's export does from v2.9 on."""
+    import copy
+    import warnings
+
+    import paddle
+
+    warnings.filterwarnings("ignore", message="No ccache found")  # to_static imports cpp_extension; no C++ is built
+    graph = type("ExportGraph", (paddle.nn.Layer,), {"forward": _graph_forward})()
+    graph.net = copy.deepcopy(net)
+    graph.eval()
+    for layer in graph.sublayers():
+        if hasattr(layer, "rep") and not getattr(layer, "is_repped", False):
+            layer.rep()
+        for name, buffer in list(layer._buffers.items()):  # only the copy's: dygraph leaves them empty
+            if buffer is not None and not buffer._is_initialized():
+                # an LSTM's dropout state, unused in eval; Paddle 2.6's jit.save fails on an empty one
+                layer.register_buffer(name, paddle.zeros([1], buffer.dtype), persistable=name not in layer._non_persistable_buffer_names_set)
+    spec = [paddle.static.InputSpec(shape=[None] + list(shape), dtype="float32", name="x")]
+    static = paddle.jit.to_static(graph, input_spec=spec, full_graph=True)
+    paddle.jit.save(static, os.path.join(folder, "model"))
+
+
+def new_predictor(folder, use_gpu, threads, tensorrt, batch_shape):
+    """(a Paddle Inference predictor of folder/model, a description of its options)."""
+    import paddle
+    from paddle import inference
+
+    names = os.listdir(folder)
+    graph = "model.json" if "model.json" in names else "model.pdmodel"  # PIR (Paddle 3) or the old IR
+    config = inference.Config(os.path.join(folder, graph), os.path.join(folder, "model.pdiparams"))
+    if use_gpu:
+        device_id = paddle.distributed.ParallelEnv().dev_id
+        config.enable_use_gpu(512, device_id)
+        describe = "GPU %d" % device_id
+        if tensorrt:
+            batch = [int(d) for d in batch_shape]
+            config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=batch[0], min_subgraph_size=3,
+                                          precision_mode=inference.PrecisionType.Float32, use_static=False,
+                                          use_calib_mode=False)
+            config.set_trt_dynamic_shape_info({"x": [1] + batch[1:]}, {"x": batch}, {"x": batch})
+            describe += ", TensorRT"
+    else:
+        config.disable_gpu()
+        config.enable_mkldnn()
+        config.set_cpu_math_library_num_threads(threads)
+        describe = "CPU, oneDNN, %d threads" % threads
+    config.set_optim_cache_dir(folder)  # what the optimiser caches stays in the temp folder
+    config.disable_glog_info()
+    return inference.create_predictor(config), describe
+
+
+def check_same_outputs(reference, outputs):
+    """Raise unless the predictor's first outputs match dygraph's on their first images
+    (reference): features within 1e-3 of their scale, argmax equal on 99% of the steps."""
+    ref_feats, ref_idx = reference
+    ref_feats = ref_feats.numpy() if hasattr(ref_feats, "numpy") else np.asarray(ref_feats)
+    feats, class_idx = outputs[0][: len(ref_feats)], outputs[1][: len(ref_feats)]
+    if feats.shape != ref_feats.shape or class_idx.shape != ref_idx.shape:
+        raise ValueError("the converted model returns features %s and classes %s, dygraph %s and %s"
+                         % (feats.shape, class_idx.shape, ref_feats.shape, ref_idx.shape))
+    scale = max(float(np.abs(ref_feats).max()), 1e-6)
+    diff = float(np.abs(feats - ref_feats).max())
+    agree = float(np.mean(class_idx == ref_idx))
+    if diff > 1e-3 * scale or agree < 0.99:
+        raise ValueError("the converted model's outputs differ from dygraph's (features by %.3g of %.3g, "
+                         "argmax equal on %.1f%% of the steps)" % (diff, scale, 100 * agree))
+
+
+def available_cores():
+    """The cores this process may run on (its affinity mask, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def argmax_on_host(probs):
@@ -805,8 +1051,9 @@ def write_centers(config, acc, dict_chars, run_info, logger):
     out, report_path = output_paths(config)
     meta = dict(images_seen=acc.images_seen, images_used=acc.images_used, model=run_info["model"],
                 checkpoint=run_info["weights"].path, weights_source=run_info["weights"].source,
-                mode=config["Export"]["mode"], release=os.environ.get("PADDLEOCR_RELEASE"),
-                seconds=run_info["seconds"], output=out, lines_read_per_label_file=run_info["lines_read"])
+                mode=config["Export"]["mode"], engine=run_info["engine"], release=os.environ.get("PADDLEOCR_RELEASE"),
+                seconds=run_info["timing"]["loop"], seconds_by_part=run_info["timing"], output=out,
+                lines_read_per_label_file=run_info["lines_read"])
     report = summarize(centers, acc.counts, dict_chars, meta)
     report["samples_per_class"] = {str(c): int(acc.counts[c]) for c in centers}
     force = bool(config["Export"].get("force"))

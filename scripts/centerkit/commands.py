@@ -96,6 +96,8 @@ def cmd_export(a):
         opts.append("Export.model=%s" % a.model)
     if a.mode:
         opts.append("Export.mode=%s" % a.mode)
+    if a.engine:
+        opts.append("Export.engine=%s" % a.engine)
     output = os.path.abspath(os.path.join(a.invoked_from, a.output or "train_center.pkl"))
     opts += ["Export.output=%s" % json.dumps(output), "Export.force=%s" % ("true" if a.force else "false")]
     samples_png = files.chart_path(output)
@@ -138,7 +140,7 @@ def main(argv=None):
         s = sub.add_parser(name)
         s.add_argument("--tree", default="")
         if name == "export":
-            for opt in ("config", "checkpoint", "model", "mode", "output", "opts", "python", "nproc"):
+            for opt in ("config", "checkpoint", "model", "mode", "engine", "output", "opts", "python", "nproc"):
                 s.add_argument("--" + opt, default="")
             s.add_argument("--force", default="")
     train_cmd.add_arguments(sub.add_parser("train"))  # make train / make train-config

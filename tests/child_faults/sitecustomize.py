@@ -9,8 +9,11 @@ CENTERKIT_TEST_FAULTS names the test run's token file) and sets
   event   loop       the first progress update (one batch forwarded, none written)
           fsync      fsync of the temp file of output <file name> (written, not renamed)
           replaced   the publishing (rename or link) of a temp file as output <file name> (done)
+          convert    paddle.jit.save, when the inference engine saves the converted model
+                     (<file name> unused, `-`)
   action  KILL|INT|TERM  that signal to the process group (everything make started)
           ENOSPC         the call fails with OSError(ENOSPC), as on a full disk
+          UNSUPPORTED    the call fails as converting a model with unsupported code does
 
 It appends `child.<event>` to CENTERKIT_FAULT_TRACE when it acts, so the test knows the
 fault happened where it meant it to.
@@ -37,6 +40,8 @@ def _install(event, name, action):
                 f.write("child.%s#1\n" % event)
         if action == "ENOSPC":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if action == "UNSUPPORTED":
+            raise NotImplementedError("test fault: this model has code that to_static cannot convert")
         os.killpg(os.getpgrp(), getattr(signal, "SIG" + action))
 
     if event == "loop":
@@ -69,6 +74,16 @@ def _install(event, name, action):
             return patched
 
         os.replace, os.link = after(os.replace), after(os.link)
+    elif event == "convert":
+        import paddle.jit
+
+        save = paddle.jit.save
+
+        def patched_save(*args, **kwargs):
+            act()
+            return save(*args, **kwargs)
+
+        paddle.jit.save = patched_save
     else:
         raise SystemExit("CENTERKIT_CHILD_FAULT: unknown event %r" % event)
 

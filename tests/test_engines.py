@@ -1,0 +1,221 @@
+"""Issue 14: the export's forward engines. ENGINE=inference (the model converted to a static
+graph, run by Paddle Inference with oneDNN) gives the centers of ENGINE=dygraph; ENGINE=auto
+(the default) takes it when the conversion succeeds and otherwise exports through dygraph with
+one log line saying why; converted models live in a temp folder that is gone afterwards.
+(The real upstream configs are compared in test_real_configs.py.)"""
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import tiny_data
+import upstream
+from centerkit import faults
+from centerkit.export_script import export_script as ec
+from kit_run import error_lines, git_status, make, recipe_exit
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHILD_HOOK = os.path.join(HERE, "child_faults")
+TINY_CONFIGS = ["tiny_plain_ctc.yml", "tiny_multihead_ctc_sar.yml", "tiny_distill_ctc_nrtr.yml"]
+ENGINE_RELEASES = ["v2.9.1", "v3.7.0"]
+
+
+def assert_same_centers(got, expected, rtol=1e-4):
+    """Same classes; each center within rtol of the largest entry of the expected one."""
+    assert got and sorted(got) == sorted(expected)
+    for c in expected:
+        assert got[c].dtype == np.float32 and got[c].shape == expected[c].shape
+        scale = float(np.abs(expected[c]).max())
+        np.testing.assert_allclose(got[c], expected[c], rtol=rtol, atol=rtol * scale)
+
+
+class Export:
+    """`make export` of one tiny config on a release tree, with a private TMPDIR."""
+
+    def __init__(self, tree, release, config, tmp_path, images=11):
+        self.tree, self.release, self.tmp = tree, release, tmp_path
+        self.python = tiny_data.release_python(tree, release)
+        self.cfg = tiny_data.config_path(config)
+        self.opts = tiny_data.dataset(tmp_path / "data", images=images)
+        self.ckpt = str(tmp_path / "ckpt")
+        tiny_data.reference(self.python, tree, "init", self.cfg, self.ckpt, str(tmp_path / "data" / "train.txt"), "-", self.opts)
+        self.tmpdir = tmp_path / "tmp"
+        self.tmpdir.mkdir()
+
+    def __call__(self, name, env=None, **variables):
+        """(make's result, centers or None, report or None) of an export to <name>.pkl."""
+        out = str(self.tmp / (name + ".pkl"))
+        env = dict({"PADDLEOCR_VERSION": self.release, "TMPDIR": str(self.tmpdir)}, **(env or {}))
+        r = make("export", cwd=self.tree, env=env, PYTHON=self.python, CONFIG=self.cfg, CHECKPOINT=self.ckpt,
+                 OUTPUT=out, OPTS=" ".join("-o " + o for o in self.opts), **variables)
+        if r.returncode:
+            return r, None, None
+        with open(out, "rb") as f:
+            centers = pickle.load(f)
+        with open(os.path.splitext(out)[0] + ".report.json") as f:
+            return r, centers, json.load(f)
+
+    def leftovers(self):
+        """The inference engine folders the runs left in their TMPDIR (NPROC keeps its per-rank logs)."""
+        return sorted(p.name for p in self.tmpdir.iterdir() if p.name.startswith("ppocr-center-kit-engine-"))
+
+
+@pytest.fixture
+def export_on(tree_of, tmp_path):
+    def make_export(release, config="tiny_plain_ctc.yml", images=11):
+        return Export(tree_of(release), release, config, tmp_path, images)
+    return make_export
+
+
+@pytest.mark.parametrize("config", TINY_CONFIGS)
+@pytest.mark.parametrize("release", ENGINE_RELEASES)
+def test_inference_engine_equals_dygraph(export_on, release, config):
+    run = export_on(release, config)
+    results = {}
+    for engine in ("dygraph", "inference"):
+        r, centers, report = run(engine, ENGINE=engine)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        assert report["engine"] == engine and ("engine: %s" % engine) in r.stdout + r.stderr
+        assert set(report["seconds_by_part"]) == {"convert", "load", "forward", "accumulate", "loop"}
+        assert (report["seconds_by_part"]["convert"] > 0) == (engine == "inference")
+        results[engine] = centers
+    assert_same_centers(results["inference"], results["dygraph"])
+    assert run.leftovers() == []  # the converted model's folder is removed
+    assert git_status(run.tree) == ""
+
+
+def test_inference_engine_on_two_processes(clone_source, tmp_path):
+    """NPROC=2, one predictor per rank, against one dygraph process."""
+    tree = upstream.release_tree(clone_source, "v3.7.0")
+    if tree is None:
+        pytest.skip("%s has no v3.7.0" % clone_source)
+    run = Export(tree, "v3.7.0", "tiny_multihead_ctc_sar.yml", tmp_path)
+    r1, one, _ = run("one", ENGINE="dygraph")
+    r2, two, report = run("two", ENGINE="inference", NPROC=2)
+    assert r1.returncode == 0 and r2.returncode == 0, r2.stdout[-3000:] + r2.stderr[-3000:]
+    assert report["engine"] == "inference" and report["images_seen"] == 11
+    assert_same_centers(two, one)
+    assert run.leftovers() == []
+    assert git_status(tree) == ""
+
+
+def armed(run, event):
+    token = run.tmp / "token"
+    token.write_text(faults.TOKEN_TEXT)
+    return {"CENTERKIT_TEST_FAULTS": str(token), "CENTERKIT_CHILD_FAULT": event, "PYTHONPATH": CHILD_HOOK}
+
+
+def test_auto_exports_through_dygraph_when_the_model_cannot_be_converted(export_on):
+    run = export_on("v3.7.0")
+    r, dygraph, _ = run("dygraph", ENGINE="dygraph")
+    assert r.returncode == 0, r.stderr[-3000:]
+    r, auto, report = run("auto", env=armed(run, "convert:-:UNSUPPORTED"))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    why = [l for l in (r.stdout + r.stderr).splitlines() if "engine:" in l]
+    assert len(why) == 1 and "engine: dygraph (the inference engine is unavailable:" in why[0]
+    assert "to_static cannot convert" in why[0]
+    assert report["engine"] == "dygraph"
+    assert_same_centers(auto, dygraph, rtol=1e-6)
+    assert run.leftovers() == []
+    assert git_status(run.tree) == ""
+
+
+def test_engine_inference_that_cannot_convert_is_a_one_line_error(export_on):
+    run = export_on("v3.7.0")
+    r, _, _ = run("inference", env=armed(run, "convert:-:UNSUPPORTED"), ENGINE="inference")
+    assert recipe_exit(r) == 2, r.stderr[-3000:]
+    lines = error_lines(r)
+    assert len(lines) == 1 and "ENGINE=inference: the model cannot run on Paddle Inference" in lines[0]
+    assert "pass ENGINE=dygraph" in lines[0]
+    assert not (run.tmp / "inference.pkl").exists() and run.leftovers() == []
+    assert git_status(run.tree) == ""
+
+
+def test_mode_train_exports_through_dygraph(export_on):
+    """The stock-faithful MODE=train runs layers in train mode, which an inference graph is
+    not: auto takes dygraph and says so, ENGINE=inference is refused before anything runs."""
+    run = export_on("v3.7.0")
+    r, centers, report = run("train", MODE="train")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert report["engine"] == "dygraph" and "engine: dygraph (MODE=train" in r.stdout + r.stderr
+    r, _, _ = run("refused", MODE="train", ENGINE="inference")
+    assert recipe_exit(r) == 2 and len(error_lines(r)) == 1 and "pass ENGINE=dygraph" in error_lines(r)[0]
+
+
+def test_unknown_engine_is_a_one_line_error(export_on):
+    run = export_on("v3.7.0", images=3)
+    r, _, _ = run("x", ENGINE="tensorflow")
+    assert recipe_exit(r) == 2 and len(error_lines(r)) == 1
+    assert "ENGINE=tensorflow is not one of auto, inference, dygraph" in error_lines(r)[0]
+
+
+# The check a new predictor's first outputs must pass (pure numpy: runs without Paddle).
+def outputs(seed=0, batch=4, steps=6, width=8, classes=5):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, steps, width)).astype(np.float32), rng.integers(0, classes, (batch, steps))
+
+
+def test_check_accepts_outputs_equal_within_tolerance():
+    feats, idx = outputs()
+    reference = (feats[:2] + 1e-5, idx[:2])
+    ec.check_same_outputs(reference, (feats, idx))
+
+
+@pytest.mark.parametrize("spoil", ["features", "argmax", "shape"])
+def test_check_refuses_outputs_that_differ(spoil):
+    feats, idx = outputs()
+    ref_feats, ref_idx = feats[:2].copy(), idx[:2].copy()
+    if spoil == "features":
+        ref_feats[1, 3, 2] += 0.1
+    elif spoil == "argmax":
+        ref_idx[0, 0] = (ref_idx[0, 0] + 1) % 5
+    else:
+        ref_feats = ref_feats[:, :5]
+    with pytest.raises(ValueError, match="converted model"):
+        ec.check_same_outputs((ref_feats, ref_idx), (feats, idx))
+
+
+class RecordingConfig:
+    """paddle.inference.Config as a recorder of the options set on it."""
+
+    def __init__(self, *files):
+        self.calls = [("files", tuple(os.path.basename(f) for f in files))]
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu", "gpu+tensorrt"])
+def test_predictor_options_per_device(monkeypatch, tmp_path, device):
+    """What the predictor is asked for on each device (no GPU here: a stand-in paddle):
+    oneDNN and the thread count on the CPU only, this rank's GPU, TensorRT only when asked,
+    for the batch shape the graph was converted for."""
+    import sys
+    import types
+
+    made = []
+    inference = types.SimpleNamespace(Config=RecordingConfig, PrecisionType=types.SimpleNamespace(Float32="fp32"),
+                                      create_predictor=lambda config: made.append(config) or "predictor")
+    fake = types.SimpleNamespace(inference=inference, distributed=types.SimpleNamespace(
+        ParallelEnv=lambda: types.SimpleNamespace(dev_id=3)))
+    monkeypatch.setitem(sys.modules, "paddle", fake)
+    monkeypatch.setitem(sys.modules, "paddle.inference", inference)
+    (tmp_path / "model.json").write_text("{}")
+    predictor, describe = ec.new_predictor(str(tmp_path), device != "cpu", 5, device.endswith("tensorrt"), (16, 3, 48, 320))
+    assert predictor == "predictor"
+    calls = {c[0]: c[1:] for c in made[0].calls}
+    assert calls["files"] == (("model.json", "model.pdiparams"),)  # the PIR graph Paddle 3 saves
+    assert calls["set_optim_cache_dir"][0] == (str(tmp_path),)  # caches in the temp folder
+    if device == "cpu":
+        assert {"enable_mkldnn", "disable_gpu"} <= set(calls) and calls["set_cpu_math_library_num_threads"][0] == (5,)
+        assert "enable_use_gpu" not in calls and describe == "CPU, oneDNN, 5 threads"
+    else:
+        assert calls["enable_use_gpu"][0] == (512, 3) and "enable_mkldnn" not in calls
+        assert ("enable_tensorrt_engine" in calls) == (device == "gpu+tensorrt")
+        if device == "gpu+tensorrt":
+            assert calls["set_trt_dynamic_shape_info"][0] == (
+                {"x": [1, 3, 48, 320]}, {"x": [16, 3, 48, 320]}, {"x": [16, 3, 48, 320]})
+            assert describe == "GPU 3, TensorRT"
