@@ -20,6 +20,7 @@ CENTER_WEIGHT ?=
 BENCH_IMAGES ?= 64
 BENCH_CONFIG ?=
 BENCH_ONLY ?=
+BENCH_LOSS_CLASSES ?=
 PYTEST_ARGS ?=
 TEST_JOBS ?= 2
 # Python children write their bytecode here, never into the user's clone (users do not
@@ -90,6 +91,6 @@ test: $(VENV)/.installed ## the test suite: every tier on every release (../shar
 smoke: ## seconds-long real export on this clone (tiny config, stand-in checkpoint): for CI pinning a tag
 	@$(call KITTOOL,smoke_export.py) $(TREE_ARG) --invoked-from "$(CURDIR)"
 
-bench: ## speed and memory ratios, one run (README quotes them): [PADDLEOCR= BENCH_IMAGES=64 BENCH_CONFIG= BENCH_ONLY=loss,...]
+bench: ## speed and memory ratios, one run (README quotes them): [PADDLEOCR= BENCH_IMAGES=64 BENCH_CONFIG= BENCH_ONLY=loss,... BENCH_LOSS_CLASSES=6625,18383]
 	@$(call KITTOOL,bench.py) $(TREE_ARG) --invoked-from "$(CURDIR)" \
-		--images "$(BENCH_IMAGES)" --config "$(BENCH_CONFIG)" --only "$(BENCH_ONLY)"
+		--images "$(BENCH_IMAGES)" --config "$(BENCH_CONFIG)" --only "$(BENCH_ONLY)" --loss-classes "$(BENCH_LOSS_CLASSES)"

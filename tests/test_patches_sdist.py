@@ -44,7 +44,7 @@ def test_patch_applies_and_reverts_byte_identical(rel, patch, tmp_path):
 
 
 @pytest.mark.parametrize("series", patchfile.all_series())
-def test_export_patch_is_refreshed_from_fork_script(series):
+def test_export_patch_is_refreshed_from_the_drop_in_script(series):
     """The export patch and the new-file part of the training patch (make refresh)."""
     refreshed = patchfile.refreshed_patches(series)
     assert len(refreshed) == 2  # tools/export_center.py, ppocr/losses/kit_center_loss.py

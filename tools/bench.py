@@ -49,6 +49,7 @@ from centerkit.tree import TreeLock, find_tree, tool_arguments
 
 SVTRV2_DISTILL = ["configs/rec/SVTRv2/ch_SVTRv2_rec_distillation.yml", "configs/rec/SVTRv2/rec_svtrv2_ch_distillation.yml"]
 TINY_PLAIN = os.path.join(KIT_ROOT, "configs", "tiny_plain_ctc.yml")
+PARTS = ("accumulate", "e2e", "memory", "loss")
 
 
 def best_of(fn, repeat):
@@ -132,9 +133,9 @@ def loss_step(kind, classes, tree):
     return extra, best_of(step, 3)
 
 
-def bench_loss(tree):
+def bench_loss(tree, loss_classes=LOSS_CLASSES):
     results = {}
-    for classes in LOSS_CLASSES:
+    for classes in loss_classes:
         for kind in ("upstream", "kit"):
             cmd = [sys.executable, os.path.abspath(__file__), "--loss-step", kind, "--classes", str(classes), "--tree", tree]
             r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
@@ -144,8 +145,8 @@ def bench_loss(tree):
         (um, ut), (km, kt) = results["upstream", classes], results["kit", classes]
         print("loss        C=%d B=%d T=%d D=%d: upstream CenterLoss %.0f MiB %.0f ms, ours %.1f MiB %.1f ms "
               "(forward+backward, extra peak RSS)" % (classes, *LOSS_SHAPE, um, ut * 1e3, km, kt * 1e3))
-    mem = min(results["upstream", c][0] / max(results["kit", c][0], 0.1) for c in LOSS_CLASSES)
-    speed = min(results["upstream", c][1] / results["kit", c][1] for c in LOSS_CLASSES)
+    mem = min(results["upstream", c][0] / max(results["kit", c][0], 0.1) for c in loss_classes)
+    speed = min(results["upstream", c][1] / results["kit", c][1] for c in loss_classes)
     return mem, speed
 
 
@@ -288,6 +289,8 @@ def main():
     p.add_argument("--opts", help=argparse.SUPPRESS)
     p.add_argument("--loss-step", choices=["upstream", "kit"], help=argparse.SUPPRESS)
     p.add_argument("--classes", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--loss-classes", default="", help="dictionary sizes of the loss part (default %s)"
+                   % ",".join(map(str, LOSS_CLASSES)))
     p.add_argument("--only", default="", help="comma list of parts: accumulate,e2e,memory,loss (default all)")
     a = p.parse_args()
     if a.loss_step:
@@ -307,7 +310,10 @@ def main():
     config = a.config or next((c for c in SVTRV2_DISTILL if os.path.isfile(os.path.join(tree, c))), None)
     if config is None:
         raise SystemExit("bench: this tree has no SVTRv2 distillation config; pass BENCH_CONFIG=<config>")
-    parts = set((a.only or "accumulate,e2e,memory,loss").split(","))
+    parts = set((a.only or ",".join(PARTS)).split(","))
+    if not parts <= set(PARTS):
+        raise SystemExit("bench: BENCH_ONLY=%s: unknown part %s; choose from %s"
+                         % (a.only, ", ".join(sorted(parts - set(PARTS))), ",".join(PARTS)))
     nan = float("nan")
     speedup = vs_recipe = vs_floor = inference_vs_floor = convert = mem = nproc = loss_mem = loss_speed = nan
     with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-bench-") as work:
@@ -318,7 +324,7 @@ def main():
         if "memory" in parts:
             mem, nproc = bench_memory_and_nproc(tree, work)
         if "loss" in parts:
-            loss_mem, loss_speed = bench_loss(tree)
+            loss_mem, loss_speed = bench_loss(tree, [int(c) for c in a.loss_classes.split(",")] if a.loss_classes else LOSS_CLASSES)
     print("bench: accumulate_speedup=%.1f e2e_vs_recipe=%.2f e2e_vs_floor=%.2f e2e_inference_vs_floor=%.2f "
           "inference_convert_s=%.1f mem_10k_over_1k=%.2f nproc2_speedup=%.2f loss_mem_ratio=%.1f loss_speedup=%.1f"
           % (speedup, vs_recipe, vs_floor, inference_vs_floor, convert, mem, nproc, loss_mem, loss_speed))

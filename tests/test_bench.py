@@ -1,0 +1,46 @@
+"""`make bench` itself, at tiny sizes: every part but the 10k-image memory one runs to its
+machine-readable line with finite ratios, and the tree is left as it was. (Its figures are
+measured, never asserted: README quotes a real run.)"""
+
+import math
+import os
+import re
+
+import yaml
+
+import tiny_data
+from kit_run import git_status, make
+
+
+def bench_line(result):
+    line = [l for l in result.stdout.splitlines() if l.startswith("bench: ")]
+    assert line, result.stdout[-3000:] + result.stderr[-3000:]
+    return {k: float(v) for k, v in re.findall(r"(\w+)=(\S+)", line[-1])}
+
+
+def test_make_bench_runs_every_part_at_tiny_sizes(tree_of, tmp_path):
+    tree = tree_of("v3.7.0")
+    python = tiny_data.release_python(tree, "v3.7.0")
+    with open(tiny_data.config_path("tiny_distill_ctc_nrtr.yml"), encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    (tmp_path / "digits.txt").write_text("".join("%d\n" % i for i in range(10)))  # the bench's images read "1"
+    config["Global"]["character_dict_path"] = str(tmp_path / "digits.txt")
+    (tmp_path / "tiny_distill.yml").write_text(yaml.safe_dump(config))
+    r = make("bench", cwd=tree, env={"PADDLEOCR_VERSION": "v3.7.0"}, PYTHON=python, BENCH_IMAGES=4,
+             BENCH_CONFIG=str(tmp_path / "tiny_distill.yml"), BENCH_ONLY="accumulate,e2e,loss",
+             BENCH_LOSS_CLASSES="37,53")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    got = bench_line(r)
+    measured = ["accumulate_speedup", "e2e_vs_recipe", "e2e_vs_floor", "e2e_inference_vs_floor",
+                "inference_convert_s", "loss_mem_ratio", "loss_speedup"]
+    assert all(math.isfinite(got[k]) and got[k] > 0 for k in measured), got
+    assert math.isnan(got["mem_10k_over_1k"]) and math.isnan(got["nproc2_speedup"])  # not asked for
+    assert "inference  load" in r.stdout and "dygraph    load" in r.stdout  # both engines' breakdown
+    assert git_status(tree) == ""
+
+
+def test_make_bench_refuses_an_unknown_part(tree_of):
+    tree = tree_of("v3.7.0")
+    r = make("bench", cwd=tree, env={"PADDLEOCR_VERSION": "v3.7.0"}, BENCH_ONLY="e2e,speed")
+    assert r.returncode != 0 and "unknown part speed" in r.stderr
+    assert git_status(tree) == ""
