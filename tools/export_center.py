@@ -857,7 +857,8 @@ class Forward:
     def _checked_first(self, images):
         """The first batch through the new predictor, checked against dygraph's reference."""
         try:
-            outputs = self.engine(images)
+            with stdout_silenced():  # oneDNN's passes print a debug line per op they check, to C++'s stdout
+                outputs = self.engine(images)
             check_same_outputs(self.engine.reference, outputs)
         except Exception as e:
             self.engine.close()
@@ -1019,6 +1020,20 @@ def check_same_outputs(reference, outputs):
     if diff > 1e-3 * scale or agree < 0.99:
         raise ValueError("the converted model's outputs differ from dygraph's (features by %.3g of %.3g, "
                          "argmax equal on %.1f%% of the steps)" % (diff, scale, 100 * agree))
+
+
+class stdout_silenced:
+    """File descriptor 1 on /dev/null for the block (prints of C++ code included)."""
+
+    def __enter__(self):
+        sys.stdout.flush()
+        self.saved = os.dup(1)
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+
+    def __exit__(self, *exc):
+        os.dup2(self.saved, 1)
+        os.close(self.saved)
 
 
 def available_cores():
