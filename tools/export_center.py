@@ -8,10 +8,13 @@ stock script), a MultiHead model (CTC+NRTR, CTC+SAR) and a Distillation model
 (Teacher/Student, any sub-model names):
 
     python tools/export_center.py -c CONFIG -o Global.checkpoints=output/x/best_accuracy \
-        [Export.model=Student] [Export.output=train_center.pkl] [Export.force=true]
+        [Export.model=Student] [Export.output=train_center.pkl] [Export.force=true] \
+        [Export.mode=eval|train] [Export.engine=auto|inference|dygraph]
 
 The centers are the mean CTC-head input feature of every time step, grouped by the
 argmax class, over the training images the model recognises exactly (as upstream).
+The forward pass runs on Paddle Inference (the model converted to a static graph, oneDNN
+on a CPU) when it converts, else on dygraph (see Forward).
 Under paddle.distributed.launch or spawn each rank reads every N-th image and rank 0
 writes the result of one all_reduce.
 Self-contained: it runs alone in the clone (also after `make apply`) and imports nothing
@@ -953,8 +956,12 @@ def _graph_forward(self, x):
 
 def save_static_graph(net, shape, folder):
     """jit.save a copy of net (the dygraph model stays as built, for the fallback) as
-    folder/model, with the input [any batch] + shape. Reparameterizable layers (rep(), the
-    PP-OCRv4/v5 backbones) are fused first, as the release's export does from v2.9 on."""
+    folder/model, with the input [any batch] + shape. The recipe of the release's own
+    tools/export_model.py (ppocr/utils/export_model.py from v2.9): reparameterizable layers
+    (rep(), the PP-OCRv4/v5 backbones) fused, to_static with full_graph, jit.save (PIR on
+    Paddle 3). Not its input specs: those are chosen per algorithm for deployment (height 32
+    for most rec models, a free width for SVTR_LCNet), while the export knows the one shape
+    its Eval pipeline produces and converts for exactly that."""
     import copy
     import warnings
 
