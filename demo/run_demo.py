@@ -130,6 +130,11 @@ def center_figures(tree, ckpt, centers, opts):
     return json.loads(r.stdout.splitlines()[-1])
 
 
+def _figure(value, digits):
+    """A figure of center_figures, or n/a (no recognised step; one class: no other center)."""
+    return "n/a" if value is None else "%.*f" % (digits, value)
+
+
 def finetune(tree, data, ckpt, centers, opts):
     """make train: the Student fine-tuned with its own centers; the figures before and after."""
     before = center_figures(tree, ckpt, centers, opts)
@@ -150,7 +155,8 @@ def finetune(tree, data, ckpt, centers, opts):
     after = center_figures(tree, os.path.join(model_dir, "latest"), centers, opts)
     print("\n                 center loss   own/nearest-other distance   images recognised")
     for label, f in (("before", before), ("after %d epochs" % FINETUNE_EPOCHS, after)):
-        print("  %-15s %10.4f   %26.3f   %d of %d" % (label, f["center_loss"], f["separation"], f["images_used"], f["images_seen"]))
+        print("  %-15s %10s   %26s   %d of %d" % (label, _figure(f["center_loss"], 4), _figure(f["separation"], 3),
+                                                  f["images_used"], f["images_seen"]))
     print("(the Student's CTC features of the steps of the images it recognises, against the exported "
           "centers; lower = tighter, better separated classes; log: %s)" % os.path.join(OUT, "finetune.log"))
     return 0
