@@ -3,7 +3,6 @@ machine-readable line with finite ratios, and the tree is left as it was. (Its f
 measured, never asserted: README quotes a real run.)"""
 
 import math
-import os
 import re
 
 import yaml
