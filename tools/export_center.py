@@ -843,9 +843,7 @@ class Forward:
     def __call__(self, images):
         if not self._chosen:
             self._chosen = True
-            start = time.perf_counter()
             self.engine = self._choose(images)
-            self.convert_seconds = time.perf_counter() - start
             if self.engine is not None:
                 return self._checked_first(images)
         if self.engine is not None and list(images.shape[1:]) == self.engine.shape:
@@ -887,11 +885,14 @@ class Forward:
             self.logger.info("engine: dygraph (MODE=%s runs layers in train mode; the inference "
                              "graph is eval-only)" % self.export["mode"])
             return None
+        start = time.perf_counter()
         try:
             return InferenceEngine(self, images)
         except Exception as e:  # any failure of the conversion: dygraph can still run the model
             self._unavailable(e)
             return None
+        finally:
+            self.convert_seconds = time.perf_counter() - start  # the time spent on it, also when it failed
 
     def _unavailable(self, error):
         """ENGINE=inference: an ExportError; auto: one log line, and dygraph from here on."""
