@@ -860,6 +860,7 @@ class Forward:
         try:
             with stdout_silenced():  # oneDNN's passes print a debug line per op they check, to C++'s stdout
                 outputs = self.engine(images)
+            self.engine.close()  # the predictor holds the model in memory now: a kill leaves no folder behind
             check_same_outputs(self.engine.reference, outputs)
         except Exception as e:
             self.engine.close()
@@ -944,6 +945,7 @@ class InferenceEngine:
         return feats, class_idx
 
     def close(self):
+        """Remove the converted model's folder (the predictor, once run, needs it no more)."""
         import shutil
 
         shutil.rmtree(self.folder, ignore_errors=True)
