@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import pickle
+import tempfile
 import re
 import sys
 
@@ -240,10 +241,15 @@ def test_export_writes_the_chart_of_the_childs_report_and_never_over_a_file(tmp_
 
 def test_the_kit_names_files_as_the_export_script_does(tmp_path):
     """The export script writes its report and temp files by its own rules (it may not
-    import the kit); the kit's inspect and revert find them by files.py's."""
+    import the kit); the kit's inspect and revert find them by those rules: a temp file the
+    export's writer names is what files.remove_temps removes, and nothing else."""
     out = str(tmp_path / "c.pkl")
     assert ec.output_paths({"Export": {"output": out}}) == (out, files.report_path(out))
     assert ec.temp_prefix(out) == files.temp_prefix(out)
+    left = tempfile.mkstemp(prefix=ec.temp_prefix(out), dir=str(tmp_path))[1]  # as a killed write_files leaves it
+    (tmp_path / ".c.pkl.other").write_text("not a temp of c.pkl")
+    files.remove_temps(out)
+    assert not os.path.exists(left) and (tmp_path / ".c.pkl.other").exists()
 
 
 def fake_tree(tmp_path):

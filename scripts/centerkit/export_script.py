@@ -5,7 +5,7 @@ center math (CenterAccumulator, shard_indices) and its report (summarize, format
 
 The script must run alone inside a PaddleOCR clone, so it cannot import the kit; the kit
 imports it instead of keeping a second copy. It imports nothing from Paddle until it runs.
-Nothing generic is taken from it: the kit's own writes and file names are in files.py.
+files.py takes the rules of what the export writes from it too (names, temp files, FORCE).
 """
 
 import importlib.util

@@ -2,8 +2,9 @@
 target, fsynced, then renamed), the rule that an existing file is only replaced with
 FORCE=1, and where the report and the samples chart of a centers pkl lie.
 
-The export script writes its pkl and report by the same naming rules on its own (it may
-not import the kit); tests/test_inspect_validate.py checks that both agree.
+The export script has the rules for what it writes (report name, temp files, the FORCE
+rule, publishing without clobbering): it may not import the kit, so the kit takes them from
+it, and what a killed export leaves is found by the same rule that named it.
 """
 
 import contextlib
@@ -12,22 +13,20 @@ import re
 import tempfile
 
 from . import KitError
+from .export_script import export_script
 from .faults import fault_point
+
+temp_prefix = export_script.temp_prefix  # how a temp file of a write to path starts
 
 
 def report_path(pkl_path):
     """The export's report beside a pkl: `<pkl without .pkl>.report.json`."""
-    return os.path.splitext(pkl_path)[0] + ".report.json"
+    return export_script.output_paths({"Export": {"output": pkl_path}})[1]
 
 
 def chart_path(pkl_path):
     """The samples-per-class chart beside a pkl: `<pkl without .pkl>.samples.png`."""
     return os.path.splitext(pkl_path)[0] + ".samples.png"
-
-
-def temp_prefix(path):
-    """How the temp file of a write to path starts (mkstemp adds 8 characters)."""
-    return ".%s." % os.path.basename(path)
 
 
 def remove_temps(path):
@@ -45,17 +44,22 @@ def blocked(path, force):
     return os.path.exists(path) and not force
 
 
+def _as_kit_error(write, *args):
+    try:
+        return write(*args)
+    except export_script.ExportError as e:
+        raise KitError(str(e))
+
+
 def refuse_existing(paths, force):
-    for path in paths:
-        if blocked(path, force):
-            raise KitError("%s exists; remove it or pass FORCE=1" % path)
+    """KitError naming FORCE=1 for the first of paths that exists, unless force."""
+    _as_kit_error(export_script.refuse_existing, paths, force, "FORCE=1")
 
 
-def write_atomic(path, data, mode=None, replace=True, fault=None):
+def write_atomic(path, data, mode=None, fault=None):
     """Write bytes to path so that a kill or a full disk leaves the old file (or none) and
     never part of one. mode: the file's mode (default: an ordinary file under the umask).
-    replace=False links the temp file into place, which fails with FileExistsError if the
-    name exists meanwhile. fault: the faults.fault_point reached once the temp is written."""
+    fault: the faults.fault_point reached once the temp is written."""
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), dir=os.path.dirname(os.path.abspath(path)))
     try:
         with os.fdopen(fd, "wb") as f:
@@ -69,15 +73,6 @@ def write_atomic(path, data, mode=None, replace=True, fault=None):
         os.chmod(tmp, mode)
         if fault:
             fault_point(fault)
-        if not replace:
-            try:
-                os.link(tmp, path)
-                os.unlink(tmp)
-                return
-            except FileExistsError:
-                raise
-            except OSError:  # a file system without hard links: the caller's exists-check stands
-                pass
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -86,12 +81,8 @@ def write_atomic(path, data, mode=None, replace=True, fault=None):
 
 
 def write_new(path, data, force):
-    """write_atomic of an output, never over an existing file unless force: KitError with
-    the fix when it exists or cannot be written."""
+    """An output written as the export writes its own (export_script.write_files), never
+    over an existing file unless force: KitError with the fix when it exists or cannot be
+    written."""
     refuse_existing([path], force)
-    try:
-        write_atomic(path, data, replace=force)
-    except FileExistsError:
-        raise KitError("%s appeared while writing it; remove it or pass FORCE=1" % path)
-    except OSError as e:  # full disk, read-only folder: one line, nothing left behind
-        raise KitError("cannot write %s: %s; free space or choose another OUTPUT=" % (path, e.strerror or e))
+    _as_kit_error(export_script.write_files, {path: data}, force)
