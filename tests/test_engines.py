@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import tiny_data
-import upstream
 from centerkit import faults
 from centerkit.export_script import export_script as ec
 from kit_run import error_lines, git_status, make, recipe_exit
@@ -37,11 +36,8 @@ class Export:
 
     def __init__(self, tree, release, config, tmp_path, images=11):
         self.tree, self.release, self.tmp = tree, release, tmp_path
-        self.python = tiny_data.release_python(tree, release)
+        self.python, _, self.opts, self.ckpt = tiny_data.initialised(tree, release, config, tmp_path, images)
         self.cfg = tiny_data.config_path(config)
-        self.opts = tiny_data.dataset(tmp_path / "data", images=images)
-        self.ckpt = str(tmp_path / "ckpt")
-        tiny_data.reference(self.python, tree, "init", self.cfg, self.ckpt, str(tmp_path / "data" / "train.txt"), "-", self.opts)
         self.tmpdir = tmp_path / "tmp"
         self.tmpdir.mkdir()
 
@@ -87,19 +83,16 @@ def test_inference_engine_equals_dygraph(export_on, release, config):
     assert git_status(run.tree) == ""
 
 
-def test_inference_engine_on_two_processes(clone_source, tmp_path):
+def test_inference_engine_on_two_processes(export_on):
     """NPROC=2, one predictor per rank, against one dygraph process."""
-    tree = upstream.release_tree(clone_source, "v3.7.0")
-    if tree is None:
-        pytest.skip("%s has no v3.7.0" % clone_source)
-    run = Export(tree, "v3.7.0", "tiny_multihead_ctc_sar.yml", tmp_path)
+    run = export_on("v3.7.0", "tiny_multihead_ctc_sar.yml")
     r1, one, _ = run("one", ENGINE="dygraph")
     r2, two, report = run("two", ENGINE="inference", NPROC=2)
     assert r1.returncode == 0 and r2.returncode == 0, r2.stdout[-3000:] + r2.stderr[-3000:]
     assert report["engine"] == "inference" and report["images_seen"] == 11
     assert_same_centers(two, one)
     assert run.leftovers() == []
-    assert git_status(tree) == ""
+    assert git_status(run.tree) == ""
 
 
 def armed(run, event):
@@ -140,9 +133,11 @@ def test_mode_train_exports_through_dygraph(export_on):
     run = export_on("v3.7.0")
     r, centers, report = run("train", MODE="train")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert report["engine"] == "dygraph" and "engine: dygraph (MODE=train" in r.stdout + r.stderr
+    assert centers and report["engine"] == "dygraph" and "engine: dygraph (MODE=train" in r.stdout + r.stderr
+    assert report["seconds_by_part"]["convert"] == 0 and run.leftovers() == []  # no conversion tried
     r, _, _ = run("refused", MODE="train", ENGINE="inference")
     assert recipe_exit(r) == 2 and len(error_lines(r)) == 1 and "pass ENGINE=dygraph" in error_lines(r)[0]
+    assert not (run.tmp / "refused.pkl").exists() and git_status(run.tree) == ""
 
 
 def test_unknown_engine_is_a_one_line_error(export_on):
