@@ -186,7 +186,7 @@ class RecordingConfig:
 @pytest.mark.parametrize("device", ["cpu", "gpu", "gpu+tensorrt"])
 def test_predictor_options_per_device(monkeypatch, tmp_path, device):
     """What the predictor is asked for on each device (no GPU here: a stand-in paddle):
-    oneDNN and the thread count on the CPU only, this rank's GPU, TensorRT only when asked,
+    oneDNN and the thread count on the CPU only, the rank's GPU given, TensorRT only when asked,
     for the batch shape the graph was converted for."""
     import sys
     import types
@@ -194,12 +194,10 @@ def test_predictor_options_per_device(monkeypatch, tmp_path, device):
     made = []
     inference = types.SimpleNamespace(Config=RecordingConfig, PrecisionType=types.SimpleNamespace(Float32="fp32"),
                                       create_predictor=lambda config: made.append(config) or "predictor")
-    fake = types.SimpleNamespace(inference=inference, distributed=types.SimpleNamespace(
-        ParallelEnv=lambda: types.SimpleNamespace(dev_id=3)))
-    monkeypatch.setitem(sys.modules, "paddle", fake)
+    monkeypatch.setitem(sys.modules, "paddle", types.SimpleNamespace(inference=inference))
     monkeypatch.setitem(sys.modules, "paddle.inference", inference)
     (tmp_path / "model.json").write_text("{}")
-    predictor, describe = ec.new_predictor(str(tmp_path), device != "cpu", 5, device.endswith("tensorrt"), (16, 3, 48, 320))
+    predictor, describe = ec.new_predictor(str(tmp_path), None if device == "cpu" else 3, 5, device.endswith("tensorrt"), (16, 3, 48, 320))
     assert predictor == "predictor"
     calls = {c[0]: c[1:] for c in made[0].calls}
     assert calls["files"] == (("model.json", "model.pdiparams"),)  # the PIR graph Paddle 3 saves

@@ -601,18 +601,15 @@ def run(config, logger):
     name, weights, ctc_decode = derive_for_this_tree(config)
     data = train_images(config, device, rank, world_size, logger)
     net, acc = build_exported_model(config, name, weights, logger)
-    forward = Forward(net, config, world_size, logger)
-    try:
-        timing = accumulate(forward, data, acc, ctc_decode, show_progress=rank == 0)
-    finally:
-        forward.close()  # the converted model's temp folder
-    reads = data.reads
+    forward = Forward(net, config, device, world_size, logger)
+    timing = accumulate(forward, data, acc, ctc_decode, show_progress=rank == 0)
     if world_size > 1:
         all_reduce_accumulator(acc)
-        reads = summed(reads)
         if rank != 0:  # rank 0 alone writes
             return None
-    lines_read = {name: int(n) for (name, _), n in zip(data.sources, reads)}
+    # the ranks' shards cover every sample once and train_images checked that the samples
+    # are the label files' lines: so each file's lines were read, all of them, once
+    lines_read = {label_file: lines for label_file, lines in data.sources}
     return write_centers(config, acc, list(ctc_decode.character),
                          dict(model=name, weights=weights, timing=timing, engine=forward.engine_used(),
                               lines_read=lines_read), logger)
@@ -648,13 +645,13 @@ def derive_for_this_tree(config):
     return name, weights, ctc_decoder(config["Global"])
 
 
-TrainData = collections.namedtuple("TrainData", "loader sources reads check_reads")
+TrainData = collections.namedtuple("TrainData", "loader sources check_reads")
 
 
 def train_images(config, device, rank, world_size, logger):
     """TrainData: a loader of the Train images through the Eval pipeline (of this rank's
-    shard_indices with several ranks), the sources [(label file, lines)], the lines this
-    rank reads of each, and read_each_once's check. Every line of every label file is a
+    shard_indices with several ranks), the sources [(label file, lines)] and
+    read_each_once's check. Every line of every label file is a
     sample, read once."""
     import paddle
     from ppocr.data import build_dataloader
@@ -670,16 +667,13 @@ def train_images(config, device, rank, world_size, logger):
             % (type(dataset).__name__, len(dataset), sum(n for _, n in sources), ", ".join(files))
         )
     check_reads = read_each_once(dataset, sources)
-    indices = shard_indices(len(dataset), rank, world_size)
-    reads = np.bincount(np.searchsorted(np.cumsum([n for _, n in sources]), indices, side="right"),
-                        minlength=len(sources))[: len(sources)].astype(np.int64)
     if world_size > 1:
         loader = paddle.io.DataLoader(
-            paddle.io.Subset(dataset, indices),
+            paddle.io.Subset(dataset, shard_indices(len(dataset), rank, world_size)),
             places=device, batch_size=loader.batch_sampler.batch_size, shuffle=False, drop_last=False,
             num_workers=loader.num_workers, return_list=True, collate_fn=loader.collate_fn,
         )
-    return TrainData(loader, sources, reads, check_reads)
+    return TrainData(loader, sources, check_reads)
 
 
 def label_files(dataset_config):
@@ -752,10 +746,10 @@ def build_exported_model(config, name, weights, logger):
     if weights_warning(weights):
         logger.warning(weights_warning(weights))
     heads = ctc_heads(net)
-    set_mode(net, heads, config["Export"]["mode"])
-    logger.info("mode: %s", config["Export"]["mode"])
     if not heads:
         raise ExportError("the model has no CTCHead; export centers from a CTC recognition config")
+    set_mode(net, heads, config["Export"]["mode"])
+    logger.info("mode: %s", config["Export"]["mode"])
     last_fc = ctc_last_fc(heads[0])
     if _csr_matvecs is None:
         logger.warning("scipy is missing: centers are summed with numpy's add.at, ~30x slower (pip install scipy)")
@@ -829,16 +823,16 @@ class Forward:
     built for (the Eval transforms resize every image to one shape); a batch of another
     shape, if any, goes through dygraph."""
 
-    def __init__(self, net, config, world_size, logger):
+    CHECK_IMAGES = 2  # of the first batch, forwarded by both engines before the predictor is used
+
+    def __init__(self, net, config, device, world_size, logger):
         self.net, self.logger = net, logger
         self.export = config["Export"]
-        self.use_gpu = not net.parameters()[0].place.is_cpu_place() if net.parameters() else False
-        self.world_size = world_size
+        self.device, self.world_size = device, world_size
         self.engine = None  # the InferenceEngine, once chosen
-        self.dygraph_batches = 0
+        self.dygraph_batches = 0  # with an engine: batches of another shape
         self.convert_seconds = 0.0
         self._chosen = False
-        self._shape_warned = False
 
     def __call__(self, images):
         if not self._chosen:
@@ -848,25 +842,28 @@ class Forward:
                 return self._checked_first(images)
         if self.engine is not None and list(images.shape[1:]) == self.engine.shape:
             return self.engine(images)
-        if self.engine is not None and not self._shape_warned:
-            self._shape_warned = True
+        if self.engine is not None and self.dygraph_batches == 0:
             self.logger.warning("engine: a batch of shape %s, not the converted %s, goes through dygraph"
                                 % (list(images.shape[1:]), self.engine.shape))
         self.dygraph_batches += 1
         return self.dygraph(images)
 
     def _checked_first(self, images):
-        """The first batch through the new predictor, checked against dygraph's reference."""
+        """The first batch through the new predictor, checked against dygraph's outputs on
+        its first images; the converted model's folder is removed whatever happens (the
+        predictor holds the model in memory once it has run)."""
+        engine = self.engine
         try:
+            reference = self.dygraph(images[: self.CHECK_IMAGES])
             with stdout_silenced():  # oneDNN's passes print a debug line per op they check, to C++'s stdout
-                outputs = self.engine(images)
-            self.engine.close()  # the predictor holds the model in memory now: a kill leaves no folder behind
-            check_same_outputs(self.engine.reference, outputs)
+                outputs = engine(images)
+            check_same_outputs(reference, outputs)
         except Exception as e:
-            self.engine.close()
             self.engine = None
             self._unavailable(e)
             return self.dygraph(images)
+        finally:
+            engine.remove_files()
         self.logger.info("engine: inference (%s; converted in %.1f s)" % (self.engine.describe, self.convert_seconds))
         return outputs
 
@@ -878,6 +875,8 @@ class Forward:
         return feats, argmax_on_host(probs)
 
     def _choose(self, images):
+        import paddle
+
         wanted = self.export["engine"]
         if wanted == "dygraph":
             self.logger.info("engine: dygraph (ENGINE=dygraph)")
@@ -888,7 +887,10 @@ class Forward:
             return None
         start = time.perf_counter()
         try:
-            return InferenceEngine(self, images)
+            gpu = None if isinstance(self.device, paddle.CPUPlace) else paddle.distributed.ParallelEnv().dev_id
+            threads = max(1, available_cores() // self.world_size)
+            return InferenceEngine(self.net, list(images.shape[1:]), gpu, threads, bool(self.export.get("tensorrt")),
+                                   int(images.shape[0]))
         except Exception as e:  # any failure of the conversion: dygraph can still run the model
             self._unavailable(e)
             return None
@@ -909,31 +911,22 @@ class Forward:
             return "dygraph"
         return "inference" + (" (%d batches of another shape: dygraph)" % self.dygraph_batches if self.dygraph_batches else "")
 
-    def close(self):
-        if self.engine is not None:
-            self.engine.close()
-
 
 class InferenceEngine:
-    """The model as a Paddle Inference predictor for batches shaped as images (the first
-    batch); keeps dygraph's outputs on that batch's first images as the reference the
-    caller checks the predictor's first outputs against. Raises on any failure."""
+    """net as a Paddle Inference predictor for batches of images of shape [C, H, W] (gpu: the
+    GPU id, None on the CPU; batch: the largest batch, for TensorRT). Raises on any failure,
+    and then leaves no folder behind."""
 
-    CHECK_IMAGES = 2
-
-    def __init__(self, forward, images):
-        self.shape = list(images.shape[1:])
+    def __init__(self, net, shape, gpu, threads, tensorrt, batch):
+        self.shape = shape
         self.folder = tempfile.mkdtemp(prefix="ppocr-center-kit-engine-")
         try:
-            self.reference = forward.dygraph(images[: self.CHECK_IMAGES])
-            save_static_graph(forward.net, self.shape, self.folder)
-            threads = max(1, available_cores() // forward.world_size)
-            self.predictor, self.describe = new_predictor(self.folder, forward.use_gpu, threads,
-                                                          bool(forward.export.get("tensorrt")), images.shape)
+            save_static_graph(net, shape, self.folder)
+            self.predictor, self.describe = new_predictor(self.folder, gpu, threads, tensorrt, [batch] + shape)
             self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
             self.outputs = [self.predictor.get_output_handle(n) for n in self.predictor.get_output_names()]
         except BaseException:
-            self.close()
+            self.remove_files()
             raise
 
     def __call__(self, images):
@@ -944,7 +937,7 @@ class InferenceEngine:
         class_idx = next(o for o in out if o.dtype.kind in "iu")
         return feats, class_idx
 
-    def close(self):
+    def remove_files(self):
         """Remove the converted model's folder (the predictor, once run, needs it no more)."""
         import shutil
 
@@ -986,18 +979,17 @@ def save_static_graph(net, shape, folder):
     paddle.jit.save(static, os.path.join(folder, "model"))
 
 
-def new_predictor(folder, use_gpu, threads, tensorrt, batch_shape):
-    """(a Paddle Inference predictor of folder/model, a description of its options)."""
-    import paddle
+def new_predictor(folder, gpu, threads, tensorrt, batch_shape):
+    """(a Paddle Inference predictor of folder/model, a description of its options): on GPU
+    gpu (TensorRT subgraphs if asked, for batches up to batch_shape), else on the CPU."""
     from paddle import inference
 
     names = os.listdir(folder)
     graph = "model.json" if "model.json" in names else "model.pdmodel"  # PIR (Paddle 3) or the old IR
     config = inference.Config(os.path.join(folder, graph), os.path.join(folder, "model.pdiparams"))
-    if use_gpu:
-        device_id = paddle.distributed.ParallelEnv().dev_id
-        config.enable_use_gpu(512, device_id)
-        describe = "GPU %d" % device_id
+    if gpu is not None:
+        config.enable_use_gpu(512, gpu)
+        describe = "GPU %d" % gpu
         if tensorrt:
             batch = [int(d) for d in batch_shape]
             config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=batch[0], min_subgraph_size=3,
