@@ -25,7 +25,7 @@ import subprocess
 import sys
 
 from centerkit import KIT_ROOT as KIT
-from centerkit import KitError, releases, run_tool
+from centerkit import KitError, files, releases, run_tool
 from centerkit.commands import cmd_check, make_export_command
 from centerkit.tree import find_tree, tool_arguments
 
@@ -114,11 +114,11 @@ def demo(argv):
         return rc
     with open(output, "rb") as f:
         centers = pickle.load(f)
-    with open(os.path.splitext(output)[0] + ".report.json") as f:
+    with open(files.report_path(output)) as f:
         report = json.load(f)
     print("\nexport done: %s holds %d centers of width %d (Student, %d of %d images recognised); "
           "report: %s" % (output, len(centers), report["feature_width"], report["images_used"],
-                          report["images_seen"], os.path.splitext(output)[0] + ".report.json"))
+                          report["images_seen"], files.report_path(output)))
     return finetune(tree, data, ckpt, output, opts)
 
 

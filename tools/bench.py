@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from centerkit import KIT_ROOT, LOSS_SOURCE, KitError, stock
+from centerkit import KIT_ROOT, LOSS_SOURCE, KitError, files, stock
 from centerkit.commands import make_export_command
 from centerkit.export_script import export_script
 from centerkit.patch_queue import PatchQueue
@@ -165,7 +165,7 @@ def make_export(tree, config, ckpt, out, opts, **extra):
     wall, rss_kib, rc = r.stdout.split()
     if int(rc):
         raise SystemExit("bench: make export failed: %s" % r.stderr.strip().splitlines()[-1:])
-    with open(os.path.splitext(out)[0] + ".report.json") as f:
+    with open(files.report_path(out)) as f:
         report = json.load(f)
     return float(wall), report, int(rss_kib) / 1024.0
 
@@ -194,9 +194,7 @@ def loop_seconds(config, body):
 
     model = build_model(config["Architecture"])
     load_model(config, model)
-    for head in export_script.ctc_heads(model):
-        setattr(head, export_script.EVAL_FEATS_SWITCH, True)  # the recipe's hand edit of rec_ctc_head.py
-    model.eval()
+    export_script.set_mode(model, export_script.ctc_heads(model), "eval")  # the recipe's hand edit of rec_ctc_head.py
     loader = build_dataloader(config, "Eval", paddle.set_device("cpu"), get_logger())
     start = time.perf_counter()
     for batch in loader:

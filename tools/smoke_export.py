@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from centerkit import KIT_ROOT, KitError, centers, run_tool
+from centerkit import KIT_ROOT, KitError, centers, files, run_tool
 from centerkit.commands import make_export_command
 from centerkit.standin import make_standin, noise_images
 from centerkit.tree import find_tree, tool_arguments
@@ -40,7 +40,7 @@ def smoke(argv):
         if subprocess.call(cmd, stdout=subprocess.DEVNULL):
             raise KitError("make export failed on the smoke test (its error is above); `make status` shows the tree")
         got, width, _ = centers.load(out)
-        with open(os.path.join(work, "train_center.report.json")) as f:
+        with open(files.report_path(out)) as f:
             report = json.load(f)
     want = (made["class_index"],), made["widths"]["Student"], (11, 6)
     if (tuple(got), width, (report["images_seen"], report["images_used"])) != want:
