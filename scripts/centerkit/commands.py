@@ -4,7 +4,6 @@
 import argparse
 import json
 import os
-import shlex
 import sys
 
 from . import KIT_ROOT, KitError, files, flag, run_tool
@@ -84,10 +83,7 @@ def cmd_revert(a):
 def cmd_export(a):
     tree = find_tree(a.tree, a.invoked_from)
     config = preflight.resolve_config(tree, a.config, a.invoked_from)
-    try:
-        opts = [o for o in shlex.split(a.opts or "") if o not in ("-o", "--opt")]
-    except ValueError as e:
-        raise KitError("OPTS=%s cannot be split (%s); quote it as in a shell" % (a.opts, e))
+    opts = preflight.split_opts(a.opts)
     # Paths go as JSON strings, which YAML reads verbatim: a bare `a #1` or `a: b` would not.
     if a.checkpoint:
         ckpt = a.checkpoint if os.path.isabs(a.checkpoint) else os.path.join(a.invoked_from, a.checkpoint)

@@ -2,6 +2,7 @@
 head, do the checkpoint, dictionary, label files and images exist."""
 
 import os
+import shlex
 
 from . import KitError
 from .export_script import export_script
@@ -9,6 +10,14 @@ from .export_script import export_script
 
 def _in_tree(tree, path):
     return path if os.path.isabs(path) else os.path.join(tree, path)
+
+
+def split_opts(text):
+    """OPTS='-o K=v ...' (or without the -o) as the list of K=v items, split as a shell does."""
+    try:
+        return [o for o in shlex.split(text or "") if o not in ("-o", "--opt")]
+    except ValueError as e:
+        raise KitError("OPTS=%s cannot be split (%s); quote it as in a shell" % (text, e))
 
 
 def resolve_config(tree, config, invoked_from):

@@ -68,11 +68,9 @@ def derive(a):
     tree = find_tree(a.tree, a.invoked_from)
     python = a.python or sys.executable
     config_path = preflight.resolve_config(tree, a.config, a.invoked_from)
+    opts = preflight.split_opts(a.opts)
     try:
-        opts = [o for o in shlex.split(a.opts or "") if o not in ("-o", "--opt")]
         config = ec.load_config(config_path, ec.parse_opts(opts))
-    except ValueError as e:
-        raise KitError("OPTS=%s cannot be split (%s); quote it as in a shell" % (a.opts, e))
     except ec.ExportError as e:
         raise KitError(str(e))
     weight = _weight(a.center_weight)
