@@ -25,7 +25,7 @@ import sys
 
 import yaml
 
-from . import KitError
+from . import KitError, files
 from .export_script import export_script as ec
 
 DERIVED_NAME = "centerkit_train.yml"
@@ -115,17 +115,14 @@ def derive(config, centers, weight, chosen, num_classes, width, cuda, checkpoint
 
 def derived_path(tree, config):
     save_dir = config["Global"].get("save_model_dir") or "./output/rec/"
-    return os.path.join(tree, save_dir, DERIVED_NAME) if not os.path.isabs(save_dir) else os.path.join(save_dir, DERIVED_NAME)
+    return os.path.join(tree, save_dir, DERIVED_NAME)  # an absolute save_dir replaces tree
 
 
 def write(config, path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     text = "# written by ppocr-center-kit (make train-config): the training config with CenterLoss\n" + \
         yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=None)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    files.write_atomic(path, text.encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------------
