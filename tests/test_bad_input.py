@@ -2,6 +2,7 @@
 The tree is the real v3.7.0 sdist (tools/, ppocr/), the user's files are made here."""
 
 import errno
+import importlib.util
 import os
 import shutil
 import stat
@@ -357,3 +358,60 @@ def test_preflight_reads_a_bounded_sample_of_a_label_file(tmp_path):
     with pytest.raises(KitError) as e:
         preflight.check_data(str(tmp_path), {"data_dir": str(tmp_path), "label_file_list": [str(path)]})
     assert "big.txt:2 names image img/1.png, missing under" in str(e.value)
+
+
+def venv_with(folder, modules=()):
+    """A Python without pip or any package (a fresh venv of this one's interpreter), with
+    only `modules` of this Python linked into it: a user's PYTHON that lacks the rest."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    for module in modules:
+        spec = importlib.util.find_spec(module)
+        source = os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin
+        for path in (source, source + ".libs"):  # numpy's bundled libraries beside it
+            if os.path.exists(path):
+                os.symlink(path, os.path.join(site, os.path.basename(path)))
+    return str(python)
+
+
+KIT_MODULES = ("yaml", "git", "gitdb", "smmap", "numpy")  # gitpython's own imports too
+
+
+@pytest.mark.parametrize("target", ["status", "export"])
+def test_python_without_the_kits_modules(env, tmp_path, target):
+    """PYTHON= without gitpython or pyyaml: one line naming the pip command, before any
+    release detection (which would misread the release without gitpython)."""
+    tree, data = env
+    python = venv_with(tmp_path / "bare")
+    variables = dict(CONFIG=write(data, base_config(data)), OUTPUT=str(data / "out.pkl")) if target == "export" else {}
+    roots = (tree, str(data))
+    before = [snapshot(r) for r in roots]
+    result = make(target, cwd=tree, PYTHON=python, **variables)
+    line = assert_refused(result, "lacks pyyaml, gitpython, numpy", before=before, roots=roots)
+    assert '"%s" -m pip install -r %s' % (python, os.path.join(KIT, "requirements.txt")) in line
+    assert "not supported" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("target", ["export", "train"])
+@pytest.mark.parametrize("lacks", ["paddle", "requirements"])
+def test_python_without_paddle_or_the_clones_requirements(env, tmp_path, target, lacks):
+    """The kit's modules but no Paddle, or Paddle but not the clone's requirements: refused
+    with the pip command before the series is applied (no traceback from the child)."""
+    tree, data = env
+    with open(os.path.join(tree, "requirements.txt"), "w") as f:  # the sdist has none
+        f.write("shapely\nopencv-python>=4\nPyMuPDF  # never imported by rec training\n")
+    python = venv_with(tmp_path / "py", KIT_MODULES + (("paddle",) if lacks == "requirements" else ()))
+    cfg = write(data, base_config(data))
+    roots = (tree, str(data))
+    before = [snapshot(r) for r in roots]
+    variables = dict(OUTPUT=str(data / "out.pkl")) if target == "export" else dict(CENTERS=str(data / "c.pkl"))
+    result = make(target, cwd=tree, PYTHON=python, CONFIG=cfg, **variables)
+    if lacks == "paddle":
+        line = assert_refused(result, "has no Paddle", '"%s" -m pip install paddlepaddle' % python, before=before, roots=roots)
+    else:
+        line = assert_refused(result, "lacks opencv-python, shapely of PaddleOCR's requirements",
+                              '"%s" -m pip install -r %s' % (python, os.path.join(tree, "requirements.txt")),
+                              before=before, roots=roots)
+    assert "pymupdf" not in line.lower() and "Traceback" not in result.stderr

@@ -9,6 +9,31 @@ EXPORT_SCRIPT = os.path.join(KIT_ROOT, "tools", "export_center.py")  # the drop-
 LOSS_SOURCE = os.path.join(KIT_ROOT, "tools", "kit_center_loss.py")  # patch 0003 adds it to the clone
 
 
+# The modules of requirements.txt that the kit's own process imports, with their pip names
+# (the others are optional: the chart, the progress bar, scipy's fast kernel).
+KIT_MODULES = (("yaml", "pyyaml"), ("git", "gitpython"), ("numpy", "numpy"))
+
+
+def require_kit_modules():
+    """Exit 2 with one line naming the pip command when this Python (the Makefile's PYTHON)
+    lacks a module the kit imports. Checked on import, before any command reads a tree:
+    without gitpython the release would be misread from the tree's version file, and the
+    fix named ("check out a supported tag") would be the wrong one."""
+    import importlib.util
+    import sys
+
+    missing = [pip for module, pip in KIT_MODULES if importlib.util.find_spec(module) is None]
+    if missing:
+        print('ppocr-center-kit: error: %s lacks %s, which the kit needs; run "%s" -m pip install -r %s '
+              "(or pass PYTHON=<a Python that has them>)"
+              % (sys.executable, ", ".join(missing), sys.executable, os.path.join(KIT_ROOT, "requirements.txt")),
+              file=sys.stderr)
+        raise SystemExit(2)
+
+
+require_kit_modules()
+
+
 class KitError(Exception):
     """A problem the user can fix: printed as one line naming the fix, exit code 2."""
 

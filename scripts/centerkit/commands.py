@@ -104,6 +104,7 @@ def cmd_export(a):
     if not os.path.isdir(os.path.dirname(output)):
         raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
     python = a.python or sys.executable
+    preflight.check_python(tree, python)
     launch, launch_env = launcher(a.nproc, bool(checked["Global"].get("use_gpu")), python)
     cmd = [python, *launch, "tools/export_center.py", "-c", config, "-o", *opts]
     rc = run_patched(tree, cmd, outputs=[output, report, samples_png], env=launch_env)

@@ -1,11 +1,60 @@
 """Checks before anything in the tree is touched: is the config a rec model with a CTC
 head, do the checkpoint, dictionary, label files and images exist."""
 
+import json
 import os
+import re
 import shlex
+import subprocess
 
 from . import KitError
 from .export_script import export_script
+
+
+# What the export and training children import beyond the kit's modules: Paddle, and the
+# modules of ppocr's rec training path, by the name the clone's requirements.txt lists them
+# under (each release lists what it uses). Not every line of that file: some (PyMuPDF, for
+# ppstructure's PDFs; visualdl, opt-in) are never imported by rec export or training.
+CLONE_MODULES = {
+    "shapely": "shapely", "scikit-image": "skimage", "imgaug": "imgaug", "pyclipper": "pyclipper", "lmdb": "lmdb",
+    "tqdm": "tqdm", "numpy": "numpy", "rapidfuzz": "rapidfuzz", "opencv-python": "cv2", "opencv-contrib-python": "cv2",
+    "cython": "Cython", "pillow": "PIL", "pyyaml": "yaml", "requests": "requests", "albumentations": "albumentations",
+    "albucore": "albucore",
+}
+_FIND = "import importlib.util as u, json, sys; print(json.dumps([m for m in sys.argv[1:] if u.find_spec(m) is None]))"
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9_.\-]+)")
+
+
+def clone_requirements(tree):
+    """{requirement name: module} of the clone's requirements.txt that rec training imports."""
+    path = os.path.join(tree, "requirements.txt")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        names = [m.group(1).lower() for m in map(_REQUIREMENT.match, f) if m]
+    return {n: CLONE_MODULES[n] for n in names if n in CLONE_MODULES}
+
+
+def check_python(tree, python):
+    """KitError naming the pip command when `python` (PYTHON=, which runs the export or the
+    training in the clone) lacks Paddle or a module of the clone's requirements: found
+    before the series is applied, not as a traceback after. find_spec imports nothing."""
+    needed = dict(paddlepaddle="paddle", **clone_requirements(tree))
+    try:
+        r = subprocess.run([python, "-c", _FIND, *sorted(set(needed.values()))], cwd=tree, capture_output=True, text=True)
+    except OSError as e:
+        raise KitError("PYTHON=%s cannot be run (%s); pass PYTHON=<the Python with Paddle>" % (python, e.strerror or e))
+    if r.returncode:
+        last = (r.stderr.strip().splitlines() or ["?"])[-1]
+        raise KitError("PYTHON=%s does not run (%s); pass PYTHON=<the Python with Paddle>" % (python, last))
+    missing = set(json.loads(r.stdout.strip().splitlines()[-1]))
+    if "paddle" in missing:
+        raise KitError('PYTHON=%s has no Paddle; run "%s" -m pip install paddlepaddle (paddlepaddle-gpu for CUDA), '
+                       "or pass PYTHON=<the Python with Paddle>" % (python, python))
+    lacking = sorted(n for n, m in needed.items() if m in missing)
+    if lacking:
+        raise KitError('PYTHON=%s lacks %s of PaddleOCR\'s requirements; run "%s" -m pip install -r %s'
+                       % (python, ", ".join(lacking), python, os.path.join(tree, "requirements.txt")))
 
 
 def _in_tree(tree, path):

@@ -85,6 +85,7 @@ def derive(a):
         if not os.path.isfile(checkpoint + ".pdparams"):
             raise KitError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % checkpoint)
     preflight.check_data(tree, config["Train"]["dataset"])
+    preflight.check_python(tree, python)
     found = run_probe(tree, python, config, chosen, centers)
     derived = tc.derive(config, centers, weight, chosen, found["num_classes"], found["width"], found["cuda"], checkpoint)
     path = tc.derived_path(tree, derived)
