@@ -242,10 +242,24 @@ def test_wrong_sub_model_is_one_line(tree_of, tmp_path):
     s = Setup(tree_of, "v3.7.0", "svtrv2-distillation", tmp_path)
     r = s.train(MODEL="Pupil")
     assert recipe_exit(r) == 2 and "MODEL=Pupil is not a sub-model" in error_lines(r)[0]
-    r = s.train(MODEL="Teacher")  # the Student's centers on the Teacher: widths differ? then one line
+    r = s.train(MODEL="Teacher")  # the Student's centers on the Teacher: its report says whose they are
+    assert recipe_exit(r) == 2 and "exported from sub-model Student" in error_lines(r)[0], r.stderr[-2000:]
+    report = tmp_path / "train_center.report.json"
+    aside = tmp_path / "aside.json"
+    report.rename(aside)  # without the report, the centers alone: widths differ? then one line
+    r = s.train(MODEL="Teacher")
     if s.widths["Teacher"] != s.widths["Student"]:
         assert recipe_exit(r) == 2 and "features are %d wide" % s.widths["Teacher"] in error_lines(r)[0]
-    assert git_status(s.tree) == ""
+    aside.rename(report)
+    # the same number of classes, another dictionary: refused by the report's digest of it
+    with open(os.path.join(s.tree, "ppocr/utils/ppocr_keys_v1.txt"), encoding="utf-8") as f:
+        chars = f.read().splitlines()
+    (tmp_path / "other_dict.txt").write_text("\n".join(chars[1:] + chars[:1]) + "\n", encoding="utf-8")
+    s.train_opts = s.train_opts + ["Global.character_dict_path=%s" % (tmp_path / "other_dict.txt")]
+    r = s.train()
+    lines = error_lines(r)
+    assert recipe_exit(r) == 2 and len(lines) == 1 and "exported with another dictionary" in lines[0], r.stderr[-2000:]
+    assert "global_step" not in r.stdout and git_status(s.tree) == ""
 
 
 def test_make_train_nproc_2(tree_of, tmp_path):

@@ -428,6 +428,14 @@ def recognised(ctc_decode, class_idx, labels):
     return correct_mask((ctc_decode.decode(class_idx, is_remove_duplicate=True), ctc_decode.decode(labels)))
 
 
+def characters_digest(dict_chars):
+    """sha256 of a CTCLabelDecode's classes: `make train` tells by it whether centers were
+    exported with the dictionary (and use_space_char) it trains with."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(dict_chars).encode("utf-8")).hexdigest()
+
+
 def summarize(centers, counts, dict_chars, meta):
     """The report: what the pkl holds and what it lacks (CenterLoss keeps random centers)."""
     per_class = sorted(int(counts[c]) for c in centers)
@@ -442,6 +450,7 @@ def summarize(centers, counts, dict_chars, meta):
         samples_per_class_median=float(np.median(per_class)) if per_class else 0.0,
         characters_without_center=missing,
         feature_width=int(next(iter(centers.values())).shape[0]) if centers else 0,
+        characters_sha256=characters_digest(dict_chars),
     )
 
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import LOSS_SOURCE, KitError, preflight
+from . import LOSS_SOURCE, KitError, files, preflight
 from . import train_config as tc
 from .export_script import export_script as ec
 from .patched_run import run_patched
@@ -63,6 +63,44 @@ def run_probe(tree, python, config, chosen, centers):
     return result
 
 
+def centers_report(centers):
+    """The export's report beside the centers pkl, or None (centers from elsewhere)."""
+    path = files.report_path(centers)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            report = json.load(f)
+    except (OSError, ValueError) as e:
+        raise KitError("%s cannot be read as JSON (%s); delete it or re-export the centers" % (path, e))
+    return report if isinstance(report, dict) else {}
+
+
+def _describe(model):
+    return "sub-model %s" % model if model else "a single-model config"
+
+
+def check_report(centers, report, chosen, found=None):
+    """KitError when the export's report says the centers are another model's (another
+    sub-model, a single model for a Distillation one or the reverse) or, once the probe
+    found them (found), another dictionary's: training would start on wrong centers,
+    silently when widths and classes happen to match."""
+    if report is None:
+        return
+    fix = "pass centers that make export wrote for this CONFIG%s, or move %s aside to train with these anyway" % (
+        " and MODEL=%s" % ",".join(chosen) if chosen else "", files.report_path(centers))
+    if found is None:
+        if "model" in report and report["model"] not in (chosen or [None]):
+            raise KitError("CENTERS=%s were exported from %s (its report.json says so), but this run trains %s; %s"
+                           % (centers, _describe(report["model"]), " and ".join(map(_describe, chosen or [None])), fix))
+        return
+    digest = report.get("characters_sha256")
+    if digest and digest != found["characters_sha256"]:
+        raise KitError("CENTERS=%s were exported with another dictionary (%s classes, its report.json says) than this "
+                       "config's Global.character_dict_path and use_space_char (%d classes); %s"
+                       % (centers, report.get("dictionary_size", "?"), found["num_classes"], fix))
+
+
 def derive(a):
     """(tree, derived config path, python, derived config): everything checked, the YAML written."""
     tree = find_tree(a.tree, a.invoked_from)
@@ -84,9 +122,14 @@ def derive(a):
         checkpoint = ec.checkpoint_prefix(_abs(a.checkpoint, a.invoked_from))
         if not os.path.isfile(checkpoint + ".pdparams"):
             raise KitError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % checkpoint)
+    report = centers_report(centers)
+    check_report(centers, report, chosen)
     preflight.check_data(tree, config["Train"]["dataset"])
+    if isinstance(config.get("Eval"), dict) and config["Eval"].get("dataset"):  # tools/train.py reads it too
+        preflight.check_data(tree, config["Eval"]["dataset"], "Eval")
     preflight.check_python(tree, python)
     found = run_probe(tree, python, config, chosen, centers)
+    check_report(centers, report, chosen, found)
     derived = tc.derive(config, centers, weight, chosen, found["num_classes"], found["width"], found["cuda"], checkpoint)
     path = tc.derived_path(tree, derived)
     tc.write(derived, path)

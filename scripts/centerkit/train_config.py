@@ -156,7 +156,8 @@ def probe(config, chosen, centers, loss_source):
         kcl.read_centers(centers, classes, width)
     except kcl.CenterFileError as e:
         return {"error": str(e)}
-    return {"num_classes": classes, "width": width, "cuda": bool(paddle.is_compiled_with_cuda())}
+    return {"num_classes": classes, "width": width, "cuda": bool(paddle.is_compiled_with_cuda()),
+            "characters_sha256": ec.characters_digest(list(ec.ctc_decoder(config["Global"]).character))}
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["probe"]:
