@@ -415,3 +415,47 @@ def test_python_without_paddle_or_the_clones_requirements(env, tmp_path, target,
                               '"%s" -m pip install -r %s' % (python, os.path.join(tree, "requirements.txt")),
                               before=before, roots=roots)
     assert "pymupdf" not in line.lower() and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("exported, trained", [("Teacher", "Student"), (None, "Student"), ("Student", None)],
+                         ids=["Teacher-for-Student", "single-for-Student", "Student-for-single"])
+def test_train_refuses_centers_whose_report_names_another_model(env, exported, trained):
+    """make train with centers whose report.json says another sub-model (or a single model
+    for a Distillation one, or the reverse): one line before any training, even where
+    widths and classes match and the centers alone would pass."""
+    tree, data = env
+    cfg = write(data, distill_config(data) if trained else base_config(data))
+    centers = data / "teacher.pkl"
+    centers.write_bytes(b"centers")  # never read: refused on the report
+    (data / "teacher.report.json").write_text('{"model": %s}' % ("null" if exported is None else '"%s"' % exported))
+    roots = (tree, str(data))
+    before = [snapshot(r) for r in roots]
+    result = make("train", cwd=tree, CONFIG=cfg, CENTERS=str(centers), **({"MODEL": trained} if trained else {}))
+    assert_refused(result, "CENTERS=%s were exported from %s" % (centers, "sub-model %s" % exported if exported else "a single-model config"),
+                   "this run trains %s" % ("sub-model %s" % trained if trained else "a single-model config"),
+                   "MODEL=%s" % trained if trained else "for this CONFIG", "teacher.report.json aside",
+                   before=before, roots=roots)
+
+
+@pytest.mark.parametrize("what", ["label file", "data_dir", "image"])
+def test_train_preflights_the_eval_data(env, what):
+    """make train checks the Eval data (tools/train.py builds its loader) as it checks the
+    Train data: one line naming Eval, not a config dump and a FileNotFoundError traceback."""
+    tree, data = env
+    cfg = base_config(data)
+    if what == "label file":
+        cfg["Eval"]["dataset"]["label_file_list"] = [str(data / "val.txt")]
+    elif what == "data_dir":
+        cfg["Eval"]["dataset"]["data_dir"] = str(data / "val")
+    else:
+        (data / "val.txt").write_text("img/0.png\t1\nimg/7.png\t2\n")
+        cfg["Eval"]["dataset"]["label_file_list"] = [str(data / "val.txt")]
+    path = write(data, cfg)
+    (data / "c.pkl").write_bytes(b"centers")
+    roots = (tree, str(data))
+    before = [snapshot(r) for r in roots]
+    result = make("train", cwd=tree, CONFIG=path, CENTERS=str(data / "c.pkl"))
+    needles = {"label file": ["val.txt does not exist", "Eval.dataset.label_file_list"],
+               "data_dir": ["Eval.dataset.data_dir", "val does not exist"], "image": ["val.txt:2 names image img/7.png"]}[what]
+    assert_refused(result, *needles, before=before, roots=roots)
+    assert "Traceback" not in result.stderr
