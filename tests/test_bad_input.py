@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 import upstream
-from conftest import SDIST_RELEASES
-from kit_run import KIT, error_lines, make, recipe_exit, snapshot
-from centerkit import KitError, patchfile
+from conftest import SDIST_RELEASES, TABLE
+from kit_run import KIT, error_lines, git_status, make, recipe_exit, snapshot
+from centerkit import LOSS_SOURCE, KitError, patchfile
 from centerkit.export_script import export_script as ec
 from centerkit.patch_queue import PatchQueue, read_manifest
 from centerkit.tree import TreeLock
@@ -299,6 +299,8 @@ def test_local_edits_that_conflict_are_refused_and_kept(env):
     """The export patch on the real v3.7.0 file with a user's edit in it: refused, kept."""
     tree, _ = env
     target = os.path.join(tree, "tools", "export_center.py")
+    with open(target) as f:
+        edited_line = len(f.read().splitlines()) + 1
     with open(target, "a") as f:
         f.write("# my local edit\n")
     before = snapshot(tree)
@@ -306,7 +308,9 @@ def test_local_edits_that_conflict_are_refused_and_kept(env):
     q.patches = [patchfile.export_patch_of(q.series)]
     with pytest.raises(KitError) as e:
         q.apply("v3.7.0")
-    assert "do not apply" in str(e.value) and "git stash" in str(e.value)
+    # the sdist tree is no git repository: no git advice, upstream's file is the way back
+    assert "do not apply" in str(e.value) and "restore upstream's tools/export_center.py" in str(e.value)
+    assert "fails at line %d, which is '# my local edit'" % edited_line in str(e.value) and "git" not in str(e.value)
     assert snapshot(tree) == before
     assert read_manifest(tree) is None
 
@@ -459,3 +463,52 @@ def test_train_preflights_the_eval_data(env, what):
                "data_dir": ["Eval.dataset.data_dir", "val does not exist"], "image": ["val.txt:2 names image img/7.png"]}[what]
     assert_refused(result, *needles, before=before, roots=roots)
     assert "Traceback" not in result.stderr
+
+
+def git(tree, *args):
+    return subprocess.run(["git", "-c", "user.name=kit test", "-c", "user.email=kit@test.invalid", *args], cwd=tree,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_local_edit_then_status_names_the_file_the_hunk_and_a_next_step_that_works(clone_source, tmp_path):
+    """A local edit in a patched file: make status names the file, the first hunk that
+    fails and the line that differs, and gives the next step (git diff / git stash / git
+    checkout; for a committed edit, a checkout of the release); make check and make export
+    refuse with the same in one line; following the advice clears it."""
+    release = TABLE[-1].name
+    cached = upstream.release_tree(clone_source, release)
+    if cached is None:
+        pytest.skip("%s has neither tag %s nor the commit the shared table gives" % (clone_source, release))
+    tree = str(tmp_path / "clone")  # of its own: edited and committed in
+    subprocess.run(["git", "clone", "-q", cached, tree], check=True)
+    rel = patchfile.EXPORT_TARGET
+    with open(os.path.join(tree, rel)) as f:
+        edited_line = len(f.read().splitlines()) + 1
+    with open(os.path.join(tree, rel), "a") as f:
+        f.write("# my local edit\n")
+    status = make("status", cwd=tree)
+    assert "conflict: %s (0001-" % rel in status.stdout, status.stdout
+    assert "fails at line %d, which is '# my local edit' where the patch expects the end of the file" % edited_line in status.stdout
+    assert "next     see the local edits with `git diff %s`, set them aside with `git stash`" % rel in status.stdout
+    assert "`git checkout -- %s`" % rel in status.stdout and "kit_center_loss" not in status.stdout
+    data = user_files(tmp_path / "user")
+    for target, variables in (("check", {}), ("export", dict(CONFIG=write(data, base_config(data)), OUTPUT=str(data / "o.pkl")))):
+        line = assert_refused(make(target, cwd=tree, **variables), rel, "`git stash`", "`git diff %s`" % rel)
+        assert "kit_center_loss" not in line
+    git(tree, "stash")  # the advice works
+    assert make("check", cwd=tree).returncode == 0
+    git(tree, "stash", "pop")
+    git(tree, "commit", "-qam", "my edit")  # committed: git stash cannot help any more
+    status = make("status", cwd=tree)
+    assert "the edits to %s are committed (`git diff %s -- %s` shows them)" % (rel, release, rel) in status.stdout, status.stdout
+    assert "`git worktree add ../paddleocr-%s %s`" % (release, release) in status.stdout
+    git(tree, "checkout", release, "--", rel)  # its other advice works too
+    assert make("check", cwd=tree).returncode == 0
+    git(tree, "reset", "-q", "--hard")
+    # the kit's own copy of the loss, left by a `make apply` reverted by hand: not "your edit"
+    shutil.copy(LOSS_SOURCE, os.path.join(tree, "ppocr", "losses", "kit_center_loss.py"))
+    status = make("status", cwd=tree)
+    assert "ppocr/losses/kit_center_loss.py (0003-" in status.stdout and "upstream has no such file" in status.stdout
+    assert "is the kit's own copy" in status.stdout and "delete it" in status.stdout, status.stdout
+    os.unlink(os.path.join(tree, "ppocr", "losses", "kit_center_loss.py"))
+    assert git_status(tree) == ""

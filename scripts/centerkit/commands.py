@@ -44,8 +44,11 @@ def cmd_status(a):
     except KitError as e:
         print("release  unknown: %s" % e)
         return 1
-    status, detail = PatchQueue(tree, series).detect()
+    q = PatchQueue(tree, series)
+    status, detail = q.detect()
     print("patches  %s%s" % (status, ": " + "; ".join(detail) if detail else ""))
+    if status == "conflict":
+        print("next     %s" % q.advice(version))
     return 0
 
 
@@ -55,8 +58,10 @@ def cmd_check(a):
         q, version = PatchQueue.for_tree(tree)
         q.require_no_open_run()
         status, detail = q.detect()
+    if status == "applied":
+        raise KitError("the %s series is already applied to %s; `make revert` removes it" % (q.series, tree))
     if status != "unapplied":
-        raise KitError("the %s series does not apply cleanly to %s (%s%s); run `make status`" % (q.series, tree, status, ": " + "; ".join(detail) if detail else ""))
+        raise KitError("the %s series does not apply cleanly to %s (%s: %s); %s" % (q.series, tree, status, "; ".join(detail), q.advice(version)))
     print("ok: PaddleOCR %s, series %s applies cleanly (%s)" % (version, q.series, ", ".join(os.path.basename(p) for p in q.patches)))
     return 0
 

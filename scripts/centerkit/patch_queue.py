@@ -15,17 +15,24 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 
 from . import KitError, releases
 from .faults import fault_point
 from .files import remove_temps, write_atomic
-from .patchfile import series_patches, targets
+from .patchfile import NEW_FILES, first_difference, hunks, series_patches, targets
 from .supervise import signals_deferred
 from .tree import git_dir
 
 STATE_NAME = "ppocr-center-kit"
 MANIFEST = "manifest.json"
+# git apply --check's reasons, per file: a hunk's context differs, a file to create exists,
+# a file to patch is missing (the rest are named as git says them).
+_FAILED = re.compile(r"^error: patch failed: (.+):(\d+)$")
+_EXISTS = re.compile(r"^error: (.+): already exists in working directory$")
+_MISSING = re.compile(r"^error: (.+): No such file or directory$")
+_DOES_NOT_APPLY = re.compile(r"^error: (.+): patch does not apply$")
 
 
 def sha256_file(path):
@@ -52,6 +59,18 @@ def read_manifest(tree):
         return json.load(f)
 
 
+def _shown(line, width=60):
+    """A line of a file for a message: quoted, cut, or `the end of the file` for None."""
+    if line is None:
+        return "the end of the file"
+    return repr(line if len(line) <= width else line[:width] + "...")
+
+
+def _same_bytes(path, other):
+    with open(path, "rb") as a, open(other, "rb") as b:
+        return a.read() == b.read()
+
+
 def _write_atomic(path, data, mode=None):
     """files.write_atomic with the fault point the fault-injection test kills at."""
     write_atomic(path, data, mode, fault="atomic.temp-written")
@@ -65,6 +84,7 @@ class PatchQueue:
         self.state = state_dir(self.tree)
         self.kept_edits = []  # (file, copy of the edits made to it while patched)
         self.reverted = None  # what the revert at the end of applied() did
+        self.conflicts = []  # what detect() found in the way [(patch, file, kind)]
 
     @classmethod
     def for_tree(cls, tree, for_revert=False):
@@ -86,7 +106,10 @@ class PatchQueue:
             git.Git(self.tree).execute(["git", "apply", *args], env=env)
             return True, ""
         except git.GitCommandError as e:
-            return False, (e.stderr or str(e)).strip().replace("stderr: ", "")
+            message = (e.stderr or str(e)).strip()
+            if message.startswith("stderr: "):  # GitPython's wrapping: stderr: '<git's text>'
+                message = message[len("stderr: "):].strip("'")
+            return False, message
 
     def targets(self):
         seen = []
@@ -95,7 +118,10 @@ class PatchQueue:
         return seen
 
     def detect(self):
-        """'unapplied', 'applied' or 'conflict', plus per-patch detail for messages."""
+        """'unapplied', 'applied' or 'conflict', plus detail for messages: on a conflict,
+        each file that stops a patch and where (the first line of the first failing hunk
+        that differs); self.conflicts keeps them [(patch, file, kind)] for advice()."""
+        self.conflicts = []
         if self._git_apply("--check", *self.patches)[0]:
             return "unapplied", []
         if self._git_apply("--check", "-R", *reversed(self.patches))[0]:
@@ -104,9 +130,82 @@ class PatchQueue:
         for patch in self.patches:
             ok, msg = self._git_apply("--check", patch)
             if not ok and not self._git_apply("--check", "-R", patch)[0]:
-                first = msg.splitlines()[0] if msg else "does not apply"
-                detail.append("%s (%s)" % (os.path.basename(patch), first))
+                for path, kind, text in self._reasons(patch, msg):
+                    if any(path == seen for _, seen, _ in self.conflicts):
+                        continue  # a later patch of the file, checked alone, needs the earlier one's change
+                    self.conflicts.append((patch, path, kind))
+                    detail.append("%s (%s): %s" % (path, os.path.basename(patch), text))
         return "conflict", detail
+
+    def _reasons(self, patch, message):
+        """[(file, kind, what is wrong)] of git apply --check's message for one patch."""
+        out, seen = [], set()
+        for line in message.splitlines():
+            for kind, pattern in (("failed", _FAILED), ("exists", _EXISTS), ("missing", _MISSING)):
+                m = pattern.match(line)
+                if m and m.group(1) not in seen:
+                    seen.add(m.group(1))
+                    out.append((m.group(1), kind, self._what(patch, kind, *m.groups())))
+            m = _DOES_NOT_APPLY.match(line)
+            if m and m.group(1) not in seen:
+                seen.add(m.group(1))
+                out.append((m.group(1), "failed", "does not apply"))
+        return out or [("?", "other", (message.splitlines() or ["does not apply"])[0])]
+
+    def _what(self, patch, kind, path, line=None):
+        if kind == "exists":
+            return "exists, but upstream has no such file: the series creates it"
+        if kind == "missing":
+            return "missing: the series patches it"
+        for header, start, expected, at_end in hunks(patch, path):
+            if start == int(line):
+                diff = first_difference(os.path.join(self.tree, path), start, expected, at_end)
+                if diff is None:
+                    return "hunk %s fails" % header
+                n, have, want = diff
+                return "hunk %s fails at line %d, which is %s where the patch expects %s" % (
+                    header, n, _shown(have), _shown(want))
+        return "the hunk at line %s fails" % line
+
+    def advice(self, release=None):
+        """The next step that clears self.conflicts: for edits not committed, git diff /
+        git stash / git checkout; for committed ones (git stash cannot help), a checkout of
+        the release; for a file the series creates, found already there, removing it."""
+        tag = release or "<the release tag>"
+        edited = [p for _, p, kind in self.conflicts if kind in ("failed", "missing")]
+        steps = []
+        if edited and git_dir(self.tree) is None:
+            steps.append("restore upstream's %s of %s: the kit patches upstream's files only" % (" ".join(edited), tag))
+            edited = []
+        uncommitted = [p for p in edited if self._uncommitted(p)]
+        committed = [p for p in edited if p not in uncommitted]
+        if uncommitted:
+            names = " ".join(uncommitted)
+            steps.append("see the local edits with `git diff %s`, set them aside with `git stash` (`git stash pop` "
+                         "after the run) or drop them with `git checkout -- %s`" % (names, names))
+        if committed:
+            names = " ".join(committed)
+            steps.append("the edits to %s are committed (`git diff %s -- %s` shows them), so `git stash` cannot set "
+                         "them aside: run the kit in a checkout of %s (`git worktree add ../paddleocr-%s %s`), or restore "
+                         "upstream's with `git checkout %s -- %s`" % (names, tag, names, tag, tag, tag, tag, names))
+        for _, path, kind in self.conflicts:
+            if kind == "exists":
+                full = os.path.join(self.tree, path)
+                if path in NEW_FILES and _same_bytes(full, NEW_FILES[path]):
+                    steps.append("%s is the kit's own copy, left when the other patched files were restored by "
+                                 "hand: delete it" % path)
+                else:
+                    steps.append("move %s aside (or delete it)" % path)
+        return "; ".join(steps) or "restore upstream's files of the release (see `make status`)"
+
+    def _uncommitted(self, path):
+        """Whether git sees path changed (or gone) in the tree's work tree or index."""
+        import git
+
+        try:
+            return bool(git.Git(self.tree).execute(["git", "status", "--porcelain", "--", path]).strip())
+        except git.GitCommandError:
+            return False
 
     # -- state folder ---------------------------------------------------------------
     def manifest(self):
@@ -153,9 +252,8 @@ class PatchQueue:
             )
         if status == "conflict":
             raise KitError(
-                "the %s patches do not apply to %s: %s; commit or stash local edits to %s "
-                "(git stash), or set PADDLEOCR_VERSION if the release is misdetected"
-                % (self.series, self.tree, "; ".join(detail), ", ".join(self.targets()))
+                "the %s patches do not apply to %s: %s; %s (or set PADDLEOCR_VERSION if the release is misdetected)"
+                % (self.series, self.tree, "; ".join(detail), self.advice(release))
             )
         shutil.rmtree(self.state, ignore_errors=True)  # leftovers of a run killed pre-manifest
         os.makedirs(os.path.join(self.state, "orig"))
@@ -234,8 +332,8 @@ class PatchQueue:
                     return "reversed"
                 if status == "conflict":
                     raise KitError(
-                        "%s carries neither the %s patches nor their originals (%s); restore the "
-                        "files with git checkout -- %s" % (self.tree, self.series, "; ".join(detail), " ".join(self.targets()))
+                        "%s carries neither the %s patches nor their originals (%s); %s"
+                        % (self.tree, self.series, "; ".join(detail), self.advice())
                     )
                 return "clean"
             fault_point("revert.begin")

@@ -39,6 +39,44 @@ def targets(patch_path):
         return sorted({m.group(2) for m in _DIFF.finditer(f.read())})
 
 
+def hunks(patch_path, target):
+    """[(header, old start line, pre-image lines, at the end)] of target's hunks in a patch;
+    `at the end`: the hunk has no trailing context, so git applies it only where the
+    pre-image ends the file (a whole-file replacement is such a hunk)."""
+    with open(patch_path, encoding="utf-8") as f:
+        text = f.read()
+    out, section, last = [], False, None
+    for line in text.split("\n") + ["diff --git a/- b/-"]:  # a sentinel closes the last hunk
+        m = _DIFF.match(line)
+        if (m or line.startswith("@@ ")) and section and out:
+            out[-1][3] = last != " "
+        if m:
+            section = m.group(2) == target
+        elif section and line.startswith("@@ "):
+            out.append([line.split(" @@")[0] + " @@", int(line.split()[1][1:].split(",")[0]), [], False])
+        elif section and out and line[:1] in (" ", "-", "+"):  # after the ---/+++ lines: out is empty there
+            last = line[:1]
+            if line[:1] != "+":
+                out[-1][2].append(line[1:])
+    return [tuple(h) for h in out]
+
+
+def first_difference(path, start, expected, at_end=False):
+    """(line number, the file's line or None at its end, the expected line or None for the
+    end of the file) of the first line of path, from line `start` on, that differs from
+    `expected` (and, at_end, from the end of the file after it); None if all match."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    first = max(start, 1) - 1
+    for i, want in enumerate(expected + ([None] if at_end else [])):
+        have = lines[first + i] if first + i < len(lines) else None
+        if have != want:
+            return first + i + 1, have, want
+    return None
+
+
 def split_patch(text):
     """(header, diff) of a patch: the header is everything before the first `diff --git`."""
     m = _DIFF.search(text)
