@@ -16,6 +16,7 @@ FORCE    ?=
 CENTERS  ?=
 DICT     ?=
 NPROC    ?=
+VERBOSE  ?=
 CENTER_WEIGHT ?=
 BENCH_IMAGES ?= 64
 BENCH_CONFIG ?=
@@ -26,8 +27,9 @@ TEST_JOBS ?= 2
 # Python children write their bytecode here, never into the user's clone (users do not
 # set PYTHONDONTWRITEBYTECODE; a clone without upstream's .gitignore would show it).
 export PYTHONPYCACHEPREFIX ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ppocr-center-kit/pycache
-# Every kit entry point (centerkit, tools/, demo/) finds the kit's modules through this one PYTHONPATH.
-KITPATH  = PYTHONPATH="$(KIT)/scripts$${PYTHONPATH:+:$$PYTHONPATH}"
+# Every kit entry point (centerkit, tools/, demo/) finds the kit's modules through this one PYTHONPATH,
+# and is told VERBOSE=1 (the children's known noise shown, centerkit.quiet) the same way.
+KITPATH  = PYTHONPATH="$(KIT)/scripts$${PYTHONPATH:+:$$PYTHONPATH}" CENTERKIT_VERBOSE="$(VERBOSE)"
 KITPY    = $(KITPATH) "$(PYTHON)" -m centerkit --invoked-from "$(CURDIR)"
 TREE_ARG = --tree "$(PADDLEOCR)"
 KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
@@ -37,7 +39,7 @@ KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) MODE(=eval) ENGINE(=auto) OUTPUT(=train_center.pkl) CENTERS CENTER_WEIGHT OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
+	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) MODE(=eval) ENGINE(=auto) OUTPUT(=train_center.pkl) CENTERS CENTER_WEIGHT OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON VERBOSE=1"
 
 $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 	python3 -m venv "$(VENV)"

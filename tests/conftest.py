@@ -16,7 +16,7 @@ HOSTILE = {
     "MODEL": "NoSuchModel", "MODE": "nosuchmode", "ENGINE": "nosuchengine", "OUTPUT": "x", "OPTS": "-o Global.no_such_key=1", "FORCE": "1", "NPROC": "3",
     "PYTHON": "/nonexistent/python", "PADDLEOCR_VERSION": "v0.0.1", "PADDLEOCR_RELEASE": "v0.0.1",
     "CENTERS": "/nonexistent/centers.pkl", "DICT": "/nonexistent/dict.txt", "BENCH_IMAGES": "0", "BENCH_CONFIG": "/nonexistent/bench.yml", "BENCH_ONLY": "nosuchpart", "BENCH_LOSS_CLASSES": "0",
-    "MAKEFLAGS": "FORCE=1 NPROC=3", "PYTHONPATH": "/nonexistent/site",
+    "MAKEFLAGS": "FORCE=1 NPROC=3", "PYTHONPATH": "/nonexistent/site", "VERBOSE": "1",
     # the fault hooks, left in a shell after a test run: without the run's token they do nothing
     "CENTERKIT_KILL_AT": "apply.done", "CENTERKIT_CHILD_FAULT": "loop:-:KILL", "CENTERKIT_FAULT_TRACE": "/nonexistent/trace",
     "CENTERKIT_TEST_FAULTS": "/nonexistent/token",

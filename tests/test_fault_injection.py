@@ -31,7 +31,7 @@ import pytest
 import tiny_data
 import upstream
 from kit_run import error_lines, git_status, helper_env, make, make_command, recipe_exit, snapshot
-from centerkit import faults, patchfile, releases
+from centerkit import faults, patchfile, quiet, releases
 from centerkit.patch_queue import read_manifest, state_dir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -331,6 +331,23 @@ def test_export_child_killed(run, event, name, action, open_run, new_ok):
     assert "child.%s#1" % event in run.traced(), stdout[-2000:] + stderr[-2000:]
     assert rc != 0
     run.check_recovery(open_run, new_outputs_ok=new_ok)
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "VERBOSE=1"])
+def test_ctrl_c_prints_the_kits_lines_not_a_traceback(run, verbose):
+    """Ctrl-C mid-export: the kit's lines (interrupted, reverted), not the child's
+    KeyboardInterrupt traceback, and none of Paddle's known noise; VERBOSE=1 shows the noise."""
+    run.need_paddle()
+    rc, stdout, stderr = run.make_in_session({"CENTERKIT_CHILD_FAULT": "loop:-:INT", **({"VERBOSE": "1"} if verbose else {})})
+    assert "child.loop#1" in run.traced(), stdout[-2000:] + stderr[-2000:]
+    assert rc != 0 and "ppocr-center-kit: interrupted" in stderr and "reverted series" in stdout, stderr[-3000:]
+    shown = stdout + stderr
+    if verbose:
+        assert "No ccache found" in shown and "Skipping import of the encryption module" in shown, shown[-3000:]
+    else:
+        assert "Traceback" not in shown and "KeyboardInterrupt" not in shown, shown[-3000:]
+        assert not any(noise in shown for noise in quiet.NOISE), shown[-3000:]
+    run.check_recovery(False, new_outputs_ok=False)
 
 
 @pytest.mark.parametrize("progress", ["+ ", "Initialize indexs of datasets", "weights: "])

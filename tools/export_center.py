@@ -1122,6 +1122,9 @@ def main(argv=None):
     except ExportError as e:
         print("export_center: error: %s" % e, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, not Paddle's frames (temp files are gone by now)
+        print("export_center: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import KitError
+from . import KitError, quiet
 from .faults import fault_point
 
 
@@ -109,7 +109,9 @@ def run_child(cmd, **kwargs):
     interrupt_on_term) may have reached the kit only, so the child gets SIGINT (it removes
     its temp file) at once. SIGKILL if it is still there after that."""
     kit = os.getpid()
-    child = subprocess.Popen(cmd, preexec_fn=lambda: _die_with_parent(kit), **kwargs)
+    kwargs["env"] = quiet.child_env(kwargs.get("env") or os.environ)
+    child = subprocess.Popen(cmd, preexec_fn=lambda: _die_with_parent(kit), **quiet.pipes(), **kwargs)
+    relays = quiet.relay(child)  # its output without the known noise (VERBOSE=1: all of it)
     try:
         fault_point("export.child-started")
         rc = child.wait()
@@ -124,6 +126,8 @@ def run_child(cmd, **kwargs):
                     break
                 except subprocess.TimeoutExpired:
                     pass
+        quiet.wait(relays)  # its last lines before the kit's own
         raise
+    quiet.wait(relays)
     fault_point("export.child-exited")
     return rc
