@@ -16,6 +16,7 @@ import re
 import sys
 
 import cv2
+import matplotlib.colors
 import numpy as np
 import pytest
 import yaml
@@ -159,7 +160,11 @@ def test_inspect_prints_the_exports_report_and_writes_the_chart_once(tmp_path):
     r = inspect(tmp_path, "c.pkl")  # relative to where make runs
     assert r.returncode == 0, r.stderr
     assert ec.format_report(report) in r.stdout  # the export script's own table, not a copy
-    assert rows(r.stdout)["report"] == "c.report.json" and rows(r.stdout)["characters without a center"] == "1 c"
+    table = rows(r.stdout)
+    assert table["report"] == "c.report.json" and table["characters without a center"] == "1 c"
+    # class 0 is the CTC blank: named, its samples apart from the characters'
+    assert table["classes with a center"] == "3 of 4 characters, and the CTC blank"
+    assert table["CTC blank (class 0)"] == "%d samples" % report["samples_per_class"]["0"] == "5 samples"
     png = tmp_path / "c.samples.png"
     assert png.read_bytes() == chart.png(report["samples_per_class"])  # the chart of the report's counts
 
@@ -189,7 +194,9 @@ def test_inspect_from_the_pkl_alone(tmp_path):
     assert r.returncode == 0, r.stderr
     table = rows(r.stdout)
     assert table["samples per class min / median"].startswith("unknown")
-    assert table["classes with a center"].startswith("4 ") and "DICT=" in table["characters without a center"]
+    assert table["classes with a center"] == "3 besides the CTC blank (of a dictionary not given: DICT=)"
+    assert table["CTC blank (class 0)"].startswith("a center, samples unknown")  # named, even without DICT=
+    assert "DICT=" in table["characters without a center"]
     assert table["feature width"] == "6" and table["images seen"] == "unknown"
     assert "none: the report has no samples" in r.stdout
     assert not (tmp_path / "c.samples.png").exists()
@@ -198,7 +205,7 @@ def test_inspect_from_the_pkl_alone(tmp_path):
     r = inspect(tmp_path, pkl, DICT="dict.txt")
     assert r.returncode == 0, r.stderr
     table = rows(r.stdout)
-    assert table["classes with a center"] == "4 of 6"  # blank + 4 + space
+    assert table["classes with a center"] == "3 of 5 characters, and the CTC blank"  # a, c, space of a-d + space
     assert table["characters without a center"] == "2 bd"
     assert table["classes out of the dictionary"] == "0"
 
@@ -217,8 +224,12 @@ def test_noise_images_round_trip(tmp_path):
 
 
 def test_chart_sorts_classes_and_picks_the_axis():
-    assert bars(chart.figure({"0": 2, "1": 4, "2": 3})) == ([4, 3, 2], ["1", "2", "0"], "linear")
-    assert bars(chart.figure({"0": 1, "1": 100, "2": 10})) == ([100, 10, 1], ["1", "2", "0"], "log")  # 100x range
+    # class 0 is CTC's blank: named so, in its own colour
+    assert bars(chart.figure({"0": 2, "1": 4, "2": 3})) == ([4, 3, 2], ["1", "2", chart.BLANK], "linear")
+    assert bars(chart.figure({"0": 1, "1": 100, "2": 10})) == ([100, 10, 1], ["1", "2", chart.BLANK], "log")  # 100x range
+    top = chart.figure({"0": 9, "1": 4}).axes[0]
+    assert [matplotlib.colors.to_hex(p.get_facecolor()) for p in top.patches] == [chart.BLANK_BAR, chart.BAR]
+    assert "CTC blank" in top.get_xlabel() and "blank" not in chart.figure({"1": 4}).axes[0].get_xlabel()
     assert bars(chart.figure({"0": 1, "1": 100, "2": 10}, "linear"))[2] == "linear"
     small = chart.figure({"0": 2, "1": 4})
     many = chart.figure({str(c): c for c in range(1, 5001)})  # more classes than bars: the top ones

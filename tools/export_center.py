@@ -437,13 +437,16 @@ def characters_digest(dict_chars):
 
 
 def summarize(centers, counts, dict_chars, meta):
-    """The report: what the pkl holds and what it lacks (CenterLoss keeps random centers)."""
+    """The report: what the pkl holds and what it lacks (CenterLoss keeps random centers).
+    Class 0 is CTC's blank, not a character: counted apart (it takes most time steps)."""
     per_class = sorted(int(counts[c]) for c in centers)
     num_classes = len(dict_chars)
     missing = [ch for i, ch in enumerate(dict_chars) if i not in centers and i != 0]
     return dict(
         meta,
         classes_with_center=len(centers),
+        characters_with_center=sum(1 for c in centers if 0 < c < num_classes),
+        blank_samples=int(counts[0]) if 0 in centers else None,  # None: the blank has no center
         dictionary_size=num_classes,
         classes_out_of_dictionary=sorted(c for c in centers if c >= num_classes),
         samples_per_class_min=per_class[0] if per_class else 0,
@@ -456,12 +459,18 @@ def summarize(centers, counts, dict_chars, meta):
 
 def format_report(report):
     missing = report["characters_without_center"]
+    per_class = report.get("samples_per_class") or {}
+    blank = report["blank_samples"] if "blank_samples" in report else per_class.get("0")  # older reports
+    characters = report.get("characters_with_center",
+                            report["classes_with_center"] - ("0" in per_class) - len(report["classes_out_of_dictionary"]))
     rows = [
         ("images seen", report["images_seen"]),
         ("images used (recognised exactly)", report["images_used"]),
         ("lines read per label file", ", ".join("%s: %d" % (os.path.basename(str(k)), v)
                                                  for k, v in (report.get("lines_read_per_label_file") or {}).items())),
-        ("classes with a center", "%d of %d" % (report["classes_with_center"], report["dictionary_size"])),
+        ("classes with a center", "%d of %d characters, %s" % (characters, report["dictionary_size"] - 1,
+                                                               "and the CTC blank" if blank is not None else "not the CTC blank")),
+        ("CTC blank (class 0)", "%s samples" % blank if blank is not None else "no center"),
         ("classes out of the dictionary", len(report["classes_out_of_dictionary"])),
         ("samples per class min / median", "%d / %g" % (report["samples_per_class_min"], report["samples_per_class_median"])),
         ("characters without a center", "%d %s" % (len(missing), "".join(missing[:40]) + ("..." if len(missing) > 40 else ""))),

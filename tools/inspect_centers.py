@@ -23,6 +23,7 @@ UNKNOWN = "unknown"
 # Rows of format_report whose values the pkl alone cannot give; they are numbers there.
 SAMPLE_ROWS = ("samples per class", "lines read per label file")
 DICT_ROWS = ("classes with a center", "classes out of the dictionary", "characters without a center")
+BLANK_ROW = "CTC blank (class 0)"
 
 
 def read_report(path, centers, width):
@@ -66,9 +67,12 @@ def pkl_only_report(centers, dict_chars):
         dict_chars = ["?"] * (max(centers) + 1)
     report = export_script.summarize(centers, {c: 0 for c in centers}, dict_chars, meta)
     rows = {r: UNKNOWN + " (only the export's report.json has the counts)" for r in SAMPLE_ROWS}
+    blank = 0 in centers  # class 0 is CTC's blank whatever the dictionary
+    rows[BLANK_ROW] = "a center, samples %s (only the export's report.json has the counts)" % UNKNOWN if blank else "no center"
     if no_dict:
         rows.update({r: UNKNOWN + " (pass DICT=<character dict>)" for r in DICT_ROWS})
-        rows["classes with a center"] = "%d (of a dictionary not given: DICT=)" % len(centers)
+        rows["classes with a center"] = "%d %s (of a dictionary not given: DICT=)" % (
+            len(centers) - blank, "besides the CTC blank" if blank else "classes, not the CTC blank")
     return report, rows
 
 

@@ -1,6 +1,7 @@
 """The samples-per-class chart of a centers pkl, drawn with matplotlib (Agg, no display):
-left, the TOP_N classes with the most samples as bars labelled by class index (log axis
-when the counts span LOG_RATIO or more, as the blank class alone usually makes them);
+left, the TOP_N classes with the most samples as bars labelled by class index, class 0 as
+BLANK in its own colour (CTC's blank, not a character; log axis when the counts span
+LOG_RATIO or more, as the blank alone usually makes them);
 right, a histogram of how many classes have how many samples. Readable alike for ten
 classes and for the thousands of a Chinese dictionary."""
 
@@ -16,6 +17,8 @@ TOP_N = 40
 LOG_RATIO = 50
 SIZE = (11, 4.2)  # inches, at DPI: 1100 x 420 px whatever the number of classes
 DPI = 100
+BLANK = "blank"  # class 0's tick label
+BAR, BLANK_BAR = "#4c72b0", "#8c8c8c"
 
 
 class NoMatplotlib(KitError):
@@ -41,11 +44,14 @@ def figure(samples_per_class, scale="auto"):
     top, hist = fig.subplots(1, 2, width_ratios=(3, 2))
 
     shown = classes[:TOP_N]
-    top.bar(range(len(shown)), [n for _, n in shown], color="#4c72b0", edgecolor="white", linewidth=0.5)
+    is_blank = [int(c) == 0 for c, _ in shown]
+    top.bar(range(len(shown)), [n for _, n in shown], color=[BLANK_BAR if b else BAR for b in is_blank],
+            edgecolor="white", linewidth=0.5)
     crowded = len(shown) > 12
-    top.set_xticks(range(len(shown)), [str(c) for c, _ in shown], rotation=90 if crowded else 0, fontsize=7 if crowded else 9)
+    top.set_xticks(range(len(shown)), [BLANK if b else str(c) for b, (c, _) in zip(is_blank, shown)],
+                   rotation=90 if crowded else 0, fontsize=7 if crowded else 9)
     top.set_yscale("log" if log else "linear")
-    top.set_xlabel("class index")
+    top.set_xlabel("class index (%s: class 0, the CTC blank)" % BLANK if any(is_blank) else "class index")
     top.set_ylabel("samples")
     top.set_title("the %d classes with the most samples, of %d" % (len(shown), len(classes)))
 
@@ -60,7 +66,9 @@ def figure(samples_per_class, scale="auto"):
     hist.yaxis.set_major_locator(MaxNLocator(integer=True))
     hist.set_xlabel("samples per class")
     hist.set_ylabel("classes")
-    hist.set_title("samples per class, %d classes" % len(classes))
+    blank = next((n for c, n in classes if int(c) == 0), None)
+    hist.set_title("samples per class, %d classes%s" % (len(classes), "" if blank is None else
+                                                        " (the blank's %d among them)" % blank))
     return fig
 
 
