@@ -45,7 +45,8 @@ def flag(value):
 
 def run_tool(command, argv):
     """Exit code of a kit tool's command: a KitError (or the export script's ExportError)
-    becomes the kit's one-line error on stderr and exit code 2, as for the Makefile targets."""
+    becomes the kit's one-line error on stderr and exit code 2, as for the Makefile targets;
+    Ctrl-C (or SIGTERM, see supervise.interrupt_on_term) one line and 130, not a traceback."""
     import sys
 
     from .export_script import export_script
@@ -55,3 +56,6 @@ def run_tool(command, argv):
     except (KitError, export_script.ExportError) as e:
         print("ppocr-center-kit: error: %s" % e, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("ppocr-center-kit: interrupted", file=sys.stderr)
+        return 130

@@ -151,11 +151,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     if hasattr(a, "force"):
         a.force = flag(a.force)
-    try:
-        return run_tool(globals()["cmd_" + a.command], a)
-    except KeyboardInterrupt:
-        print("ppocr-center-kit: interrupted", file=sys.stderr)
-        return 130
+    return run_tool(globals()["cmd_" + a.command], a)
 
 
 if __name__ == "__main__":
