@@ -83,14 +83,19 @@ class Filter:
 
 
 def _relay(source, target):
+    """Copy source to target through a Filter until the child closes it. When target is
+    gone (`make export | head`), go on reading: a child writing to a full pipe would hang."""
     f = Filter()
     out = target.buffer if hasattr(target, "buffer") else target
     while True:
         data = os.read(source.fileno(), 65536)
         shown = f.feed(data) if data else f.close()
-        if shown:
-            out.write(shown)
-            out.flush()
+        if shown and out is not None:
+            try:
+                out.write(shown)
+                out.flush()
+            except (OSError, ValueError):  # a closed pipe or file
+                out = None
         if not data:
             break
     source.close()
