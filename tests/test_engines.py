@@ -212,3 +212,104 @@ def test_predictor_options_per_device(monkeypatch, tmp_path, device):
             assert calls["set_trt_dynamic_shape_info"][0] == (
                 {"x": [1, 3, 48, 320]}, {"x": [16, 3, 48, 320]}, {"x": [16, 3, 48, 320]})
             assert describe == "GPU 3, TensorRT"
+
+
+# Issue 20: the default engine never crashes where dygraph works. A native crash (SIGILL of
+# Paddle 2.6's oneDNN on CPUs without AVX-512, any SIGSEGV) kills the export process, where
+# no Python fallback can run: the kit reruns the export on dygraph. This machine's CPU may
+# never crash, so the crashes are injected where they happen: the predictor's construction
+# and its first batch, SIGILL and SIGSEGV, each its own code path in Paddle's handler chain.
+NATIVE_CRASHES = [("predictor", "ILL"), ("predictor", "SEGV"), ("first-batch", "ILL"), ("first-batch", "SEGV")]
+PHASE_WORDS = {"predictor": "building the Paddle Inference predictor", "first-batch": "running the predictor's first batch"}
+
+
+def commands_run(r):
+    return sum(l.startswith("+ ") for l in r.stdout.splitlines())
+
+
+def rerun_lines(r):
+    return [l for l in r.stderr.splitlines() if "rerunning it once on dygraph" in l]
+
+
+def test_a_native_crash_of_the_engine_is_rerun_on_dygraph(export_on):
+    run = export_on("v3.7.0")
+    r, dygraph, _ = run("dygraph", ENGINE="dygraph")
+    assert r.returncode == 0, r.stderr[-3000:]
+    for phase, sig in NATIVE_CRASHES:
+        r, centers, report = run("auto-%s-%s" % (phase, sig), env=armed(run, "%s:-:%s" % (phase, sig)))
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        lines = rerun_lines(r)
+        assert len(lines) == 1, r.stderr[-3000:]
+        assert "the export died of SIG%s while %s" % (sig, PHASE_WORDS[phase]) in lines[0]
+        assert commands_run(r) == 2 and r.stdout.count("reverted series") == 1  # one revert, at the end
+        assert report["engine"] == "dygraph" and report["engine_agreement"] is None
+        assert report["engine_fallback"] == {"signal": "SIG" + sig, "phase": phase, "requested": "auto"}
+        assert "engine: dygraph (the kit's rerun: the inference engine died of SIG%s" % sig in r.stdout + r.stderr
+        assert_same_centers(centers, dygraph, rtol=1e-6)  # the dygraph export's pkl, written once
+        assert sorted(p.name for p in run.tmp.glob("auto-%s-%s*" % (phase, sig))) == [
+            "auto-%s-%s.%s" % (phase, sig, ext) for ext in ("pkl", "report.json", "samples.png")]
+        assert list(run.tmpdir.iterdir()) == []  # the converted model went with the kit's state folder
+        assert git_status(run.tree) == ""
+
+
+def test_engine_inference_that_crashes_is_an_error_naming_the_signal(export_on):
+    run = export_on("v3.7.0", images=3)
+    r, _, _ = run("inference", env=armed(run, "predictor:-:ILL"), ENGINE="inference")
+    assert r.returncode != 0 and recipe_exit(r) == 128 + 4  # the child's death, as the shell reports it
+    lines = error_lines(r)
+    assert len(lines) == 1 and "ENGINE=inference: the export died of SIGILL while building the Paddle " \
+        "Inference predictor; pass ENGINE=dygraph" in lines[0]
+    assert rerun_lines(r) == [] and commands_run(r) == 1
+    assert not list(run.tmp.glob("inference*")) and run.leftovers() == []
+    assert git_status(run.tree) == ""
+
+
+def test_a_crash_on_two_processes_is_rerun_on_two(export_on):
+    """Under paddle's launcher the kit sees the launcher's exit code, not the rank's signal:
+    the rank's faulthandler line names it."""
+    run = export_on("v3.7.0", "tiny_multihead_ctc_sar.yml")
+    r, centers, report = run("two", env=armed(run, "first-batch:-:SEGV"), NPROC=2)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    lines = rerun_lines(r)
+    assert len(lines) == 1 and "died of SIGSEGV while running the predictor's first batch" in lines[0]
+    assert report["engine"] == "dygraph" and report["engine_fallback"]["signal"] == "SIGSEGV"
+    assert report["images_seen"] == 11 and r.stdout.count("running 2 CPU processes") == 1
+    assert r.stdout.count("reverted series") == 1 and git_status(run.tree) == ""
+
+
+@pytest.mark.parametrize("version,flags,deleted", [
+    ("2.6.2", {"sse4_2", "avx", "avx2", "fma"}, True),  # AMD EPYC: AVX2, no AVX-512
+    ("2.6.2", {"avx2", "avx512f", "avx512bw"}, False),  # Intel Xeon with AVX-512
+    ("2.6.2", None, True),  # flags unknown (not Linux): the fusion is only a speed-up
+    ("3.3.1", {"avx2"}, False),  # Paddle 3's pass does not crash there
+    ("3.0.0", None, False),
+])
+def test_fuse_pass_removal_rule(version, flags, deleted):
+    names, why = ec.passes_to_delete(version, flags)
+    assert names == (["self_attention_fuse_pass"] if deleted else [])
+    assert (why is not None) == deleted and (not deleted or version in why)
+
+
+def test_cpu_flags_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2\nbugs\t\t: x\n\n"
+                    "processor\t: 1\nflags\t\t: fpu sse2 avx2\n")
+    assert ec.cpu_flags(str(info)) == {"fpu", "sse2", "avx2"}
+    assert ec.cpu_flags(str(tmp_path / "none")) is None
+
+
+@pytest.mark.parametrize("release", ["v2.7.0"])
+def test_paddle_2_on_a_cpu_without_avx512_builds_the_predictor_without_the_pass(export_on, release):
+    """The rule end to end on Paddle 2.6.2, with /proc/cpuinfo read as an AMD EPYC's: the
+    predictor is built without the pass, says so, and still passes the agreement check."""
+    run = export_on(release, "tiny_distill_ctc_nrtr.yml")
+    r, dygraph, _ = run("dygraph", ENGINE="dygraph")
+    assert r.returncode == 0, r.stderr[-3000:]
+    r, centers, report = run("auto", env=armed(run, "cpuinfo:-:NOAVX512"))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    assert "engine: the predictor is built without self_attention_fuse_pass (Paddle 2.6.2 on a CPU without AVX-512" in out
+    assert "without self_attention_fuse_pass; converted in" in out and report["engine"] == "inference"
+    assert report["engine_agreement"]["max_abs_diff_over_scale"] <= 1e-3
+    assert_same_centers(centers, dygraph)
+    assert git_status(run.tree) == ""
