@@ -17,6 +17,8 @@ CENTERS  ?=
 DICT     ?=
 NPROC    ?=
 CENTER_WEIGHT ?=
+EPOCHS   ?=
+RUNS     ?=
 BENCH_IMAGES ?= 64
 BENCH_CONFIG ?=
 BENCH_ONLY ?=
@@ -33,7 +35,7 @@ TREE_ARG = --tree "$(PADDLEOCR)"
 KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 .DEFAULT_GOAL := help
-.PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench train train-config
+.PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench train train-config ab
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +62,11 @@ train: ## apply the series, train with CenterLoss on the centers, revert (always
 
 train-config: ## write the derived training config only (for your own launcher, between make apply and make revert)
 	@$(KITPY) train $(TRAIN_ARGS) --config-only 1
+
+ab: ## A/B: fine-tune RUNS seeds with CENTER_WEIGHT and with 0, measure each by make confusions, compare: CONFIG= CHECKPOINT= CENTERS= [CENTER_WEIGHT= MODEL= EPOCHS= RUNS=3 OUTPUT=ab-<config>/ OPTS= NPROC=]
+	@$(KITPY) ab $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --centers "$(CENTERS)" --center-weight "$(CENTER_WEIGHT)" \
+		--model "$(MODEL)" --epochs "$(EPOCHS)" --runs "$(RUNS)" --output "$(OUTPUT)" --opts "$(OPTS)" --python "$(PYTHON)" \
+		--nproc "$(NPROC)" --engine "$(ENGINE)"
 
 check: ## dry run: does the series for this clone's release apply cleanly? (for CI pinning a tag)
 	@$(KITPY) check $(TREE_ARG)

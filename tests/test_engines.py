@@ -19,7 +19,7 @@ from kit_run import error_lines, git_status, make, recipe_exit
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD_HOOK = os.path.join(HERE, "child_faults")
 TINY_CONFIGS = ["tiny_plain_ctc.yml", "tiny_multihead_ctc_sar.yml", "tiny_distill_ctc_nrtr.yml"]
-ENGINE_RELEASES = ["v2.9.1", "v3.7.0"]
+ENGINE_RELEASES = ["v2.7.0", "v2.9.1", "v3.7.0"]
 
 
 def assert_same_centers(got, expected, rtol=1e-4):
@@ -77,8 +77,15 @@ def test_inference_engine_equals_dygraph(export_on, release, config):
         assert report["engine"] == engine and ("engine: %s" % engine) in r.stdout + r.stderr
         assert set(report["seconds_by_part"]) == {"convert", "load", "forward", "accumulate", "loop"}
         assert (report["seconds_by_part"]["convert"] > 0) == (engine == "inference")
+        assert (report["engine_agreement"] is None) == (engine == "dygraph")
         results[engine] = centers
+    assert report["engine_agreement"]["max_abs_diff"] <= 1e-3 * report["engine_agreement"]["feature_scale"]
     assert_same_centers(results["inference"], results["dygraph"])
+    print("engine agreement %s %s: first batch max|diff|/scale %.2g, step relative L2 %.2g; max center relative L2 %.2g"
+          % (release, config, report["engine_agreement"]["max_abs_diff_over_scale"],
+             report["engine_agreement"]["max_step_relative_l2"],
+             max(np.linalg.norm(results["inference"][c] - results["dygraph"][c]) / np.linalg.norm(results["dygraph"][c])
+                 for c in results["dygraph"])))
     assert run.leftovers() == []  # the converted model's folder is removed
     assert git_status(run.tree) == ""
 

@@ -471,7 +471,7 @@ def format_report(report):
         ("seconds (convert/load/forward/accumulate)", "%s (%s)" % (report.get("seconds"), " / ".join(
             str((report.get("seconds_by_part") or {}).get(k, "-")) for k in ("convert", "load", "forward", "accumulate")))),
         ("weights", "%s (%s)" % (report.get("checkpoint"), report.get("weights_source", "unknown"))),
-        ("release", report.get("release") or "unknown"),
+        ("release", "%s (Paddle %s)" % (report.get("release") or "unknown", report.get("paddle") or "unknown")),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join("%s  %s" % (k.ljust(width), v) for k, v in rows)
@@ -1200,9 +1200,11 @@ def write_centers(config, acc, dict_chars, run_info, logger):
             "no training image was recognised exactly (%d seen), so there is nothing to average; "
             "pass a trained CHECKPOINT for this config" % acc.images_seen
         )
+    import paddle
+
     centers = acc.centers()
     out, report_path = output_paths(config)
-    meta = dict(images_seen=acc.images_seen, images_used=acc.images_used, model=run_info["model"],
+    meta = dict(paddle=paddle.__version__, images_seen=acc.images_seen, images_used=acc.images_used, model=run_info["model"],
                 checkpoint=run_info["weights"].path, weights_source=run_info["weights"].source,
                 mode=config["Export"]["mode"], engine=run_info["engine"], engine_agreement=run_info["engine_agreement"],
                 engine_fallback=config["Export"].get("engine_fallback"), release=os.environ.get("PADDLEOCR_RELEASE"),

@@ -13,8 +13,9 @@ from .patch_queue import PatchQueue, read_manifest
 from .patched_run import report_kept_edits, run_patched
 from .supervise import launcher
 from .tree import TreeLock, find_tree
-from . import train_cmd
-from .train_cmd import cmd_train  # noqa: F401 (main dispatches on the command's name)
+from . import ab, train_cmd
+from .ab import cmd_ab  # noqa: F401 (main dispatches on the command's name)
+from .train_cmd import cmd_train  # noqa: F401
 
 
 def make_export_command(tree, python, config, checkpoint, output, opts, **variables):
@@ -140,6 +141,7 @@ def main(argv=None):
                 s.add_argument("--" + opt, default="")
             s.add_argument("--force", default="")
     train_cmd.add_arguments(sub.add_parser("train"))  # make train / make train-config
+    ab.add_arguments(sub.add_parser("ab"))
     r = sub.add_parser("refresh")
     r.add_argument("--check", action="store_true", help="exit 1 if a patch is stale, change nothing")
     a = p.parse_args(argv)
