@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from . import KIT_ROOT, KitError, confusions, files, paired_stats, preflight, train_progress
+from . import KIT_ROOT, KitError, files, preflight, train_progress
 from .tree import find_tree
 
 ARMS = ("control", "center")
@@ -178,6 +178,8 @@ def summarize(runs, baseline_path, top):
     pairs counted in every run, and the comparison: per seed (center minus control, and a
     paired t-test over the seeds), and pooled over the runs, McNemar's exact test on the
     (line, seed) pairs and the CER change's bootstrap interval over them."""
+    from . import confusions
+
     base = _load(baseline_path)
     loaded = {arm: [_load(r["confusions"]) for r in runs[arm]] for arm in ARMS}
     for arm in ARMS:
@@ -203,6 +205,8 @@ def compare_arms(loaded):
     """center against control: per seed, and pooled over the runs on the same lines."""
     from scipy.stats import ttest_rel
 
+    from . import paired_stats
+
     control, center = loaded["control"], loaded["center"]
     per_seed = {}
     for key in ("line_accuracy", "char_error_rate"):
@@ -227,6 +231,8 @@ def _pm(stat, digits=4):
 
 
 def format_table(result):
+    from . import confusions
+
     arms, base, comp = result["arms"], result["baseline"], result["comparison"]
     n = len(arms["center"]["runs"])
     out = ["", "A/B: %d run(s) per arm, the same checkpoint, data, epochs and seeds; %d Eval lines" % (n, base["lines"]),
