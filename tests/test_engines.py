@@ -19,7 +19,7 @@ from kit_run import error_lines, git_status, make, recipe_exit
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD_HOOK = os.path.join(HERE, "child_faults")
 TINY_CONFIGS = ["tiny_plain_ctc.yml", "tiny_multihead_ctc_sar.yml", "tiny_distill_ctc_nrtr.yml"]
-ENGINE_RELEASES = ["v2.7.0", "v2.9.1", "v3.7.0"]
+ENGINE_RELEASES = ["v2.9.1", "v3.7.0"]
 
 
 def assert_same_centers(got, expected, rtol=1e-4):
