@@ -39,7 +39,35 @@ KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) MODE(=eval) ENGINE(=auto) OUTPUT(=train_center.pkl) CENTERS CENTER_WEIGHT OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
+	@echo ""
+	@echo "  example, inside your PaddleOCR clone (<kit> is $(KIT)):"
+	@echo "    make -f <kit>/Makefile export CONFIG=configs/rec/PP-OCRv5/PP-OCRv5_mobile_rec.yml CHECKPOINT=output/PP-OCRv5_mobile_rec/best_accuracy"
+	@echo ""
+	@echo "  variables, with their defaults (paths relative to the folder make runs in; CONFIG also to the clone):"
+	@echo "    CONFIG=                 required: the training config (export, train, train-config, validate)"
+	@echo "    CHECKPOINT=             weights, path without .pdparams (export: else the config's Global.checkpoints,"
+	@echo "                            then Global.pretrained_model, then the sub-model's pretrained)"
+	@echo "    MODEL=Student           Distillation sub-model (train: a comma list, e.g. Student,Teacher)"
+	@echo "    MODE=eval               export: eval, or train (the stock script's semantics)"
+	@echo "    ENGINE=auto             export: auto, inference or dygraph"
+	@echo "    OUTPUT=train_center.pkl export: the pkl; its report and chart go beside it"
+	@echo "    CENTERS=                required for train, train-config, inspect, validate: the centers pkl"
+	@echo "    CENTER_WEIGHT=          train: the center loss weight (default: the config's CenterLoss weight, else 0.05)"
+	@echo "    OPTS=                   config overrides: OPTS='-o Key=value ...'"
+	@echo "    FORCE=                  off; FORCE=1 replaces existing outputs"
+	@echo "    NPROC=1                 processes, under paddle.distributed.launch"
+	@echo "    DICT=                   inspect: the dictionary, to name the characters without a center"
+	@echo "    PADDLEOCR=              the PaddleOCR clone (default: the clone around the folder make runs in)"
+	@echo "    PYTHON=                 the Python with Paddle (default: the kit's .venv/bin/python if it exists, else python3)"
+	@echo "    PADDLEOCR_VERSION=      the release, vX.Y.Z (default: the clone's tag, else its version file)"
+	@echo "    BENCH_IMAGES=64         bench: images of the end-to-end part"
+	@echo "    BENCH_CONFIG=           bench: the end-to-end config (default: the clone's SVTRv2 distillation config)"
+	@echo "    BENCH_ONLY=             bench: parts, a comma list (default: accumulate,e2e,memory,loss)"
+	@echo "    BENCH_LOSS_CLASSES=     bench: the loss part's dictionary sizes (default: 6625,18383)"
+	@echo "    PYTEST_ARGS=            test: passed to pytest"
+	@echo "    TEST_JOBS=2             test: pytest workers"
+	@echo "    PYTHONPYCACHEPREFIX=    where Python writes bytecode (default: ~/.cache/ppocr-center-kit/pycache)"
+	@echo "  more: README.md and docs/ in <kit>"
 
 $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 	python3 -m venv "$(VENV)"
@@ -98,6 +126,6 @@ test: $(VENV)/.installed ## the test suite: every tier on every release (../shar
 smoke: ## seconds-long real export on this clone (tiny config, stand-in checkpoint): for CI pinning a tag
 	@$(call KITTOOL,smoke_export.py) $(TREE_ARG) --invoked-from "$(CURDIR)"
 
-bench: ## speed and memory ratios, one run (README quotes them): [PADDLEOCR= BENCH_IMAGES=64 BENCH_CONFIG= BENCH_ONLY=loss,... BENCH_LOSS_CLASSES=6625,18383]
+bench: ## speed and memory ratios, one run (docs/engines.md quotes them): [PADDLEOCR= BENCH_IMAGES=64 BENCH_CONFIG= BENCH_ONLY=loss,... BENCH_LOSS_CLASSES=6625,18383]
 	@$(call KITTOOL,bench.py) $(TREE_ARG) --invoked-from "$(CURDIR)" \
 		--images "$(BENCH_IMAGES)" --config "$(BENCH_CONFIG)" --only "$(BENCH_ONLY)" --loss-classes "$(BENCH_LOSS_CLASSES)"
