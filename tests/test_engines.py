@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import tiny_data
-from centerkit import faults
+from centerkit import faults, releases
+from conftest import TABLE
 from centerkit.export_script import export_script as ec
 from kit_run import error_lines, git_status, make, recipe_exit
 
@@ -319,4 +320,25 @@ def test_paddle_2_on_a_cpu_without_avx512_builds_the_predictor_without_the_pass(
     assert "without self_attention_fuse_pass; converted in" in out and report["engine"] == "inference"
     assert report["engine_agreement"]["max_abs_diff_over_scale"] <= 1e-3
     assert_same_centers(centers, dygraph)
+    assert git_status(run.tree) == ""
+
+
+# Issue 22: a release the table does not list works when a series applies cleanly, and says
+# it is not yet proven: in make check, in every command's output and in the report.
+def test_an_unlisted_release_uses_the_series_that_applies_and_says_it_is_unproven(export_on):
+    run = export_on("v3.7.0", images=3)
+    newer = "v%d.%d.0" % (releases.parse_version(TABLE[-1].name)[0], releases.parse_version(TABLE[-1].name)[1] + 1)
+    r = make("check", cwd=run.tree, env={"PADDLEOCR_VERSION": newer})
+    assert r.returncode == 0, r.stderr
+    assert "ok: PaddleOCR %s, series %s applies cleanly" % (newer, TABLE[-1].series) in r.stdout
+    assert "this release is not yet proven" in r.stdout
+    notes = [l for l in r.stderr.splitlines() if l.startswith("ppocr-center-kit: note:")]
+    assert len(notes) == 1 and "is not in the release table; series %s applies cleanly" % TABLE[-1].series in notes[0]
+    r, centers, report = run("unlisted", env={"PADDLEOCR_VERSION": newer})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sum("not yet proven" in l for l in r.stderr.splitlines()) == 1
+    assert (report["release"], report["series"], report["release_proven"]) == (newer, TABLE[-1].series, False)
+    assert "not yet proven: series %s by dry run" % TABLE[-1].series in r.stdout
+    r, _, listed = run("listed")
+    assert listed["release_proven"] is True and "not yet proven" not in r.stdout + r.stderr
     assert git_status(run.tree) == ""

@@ -471,7 +471,9 @@ def format_report(report):
         ("seconds (convert/load/forward/accumulate)", "%s (%s)" % (report.get("seconds"), " / ".join(
             str((report.get("seconds_by_part") or {}).get(k, "-")) for k in ("convert", "load", "forward", "accumulate")))),
         ("weights", "%s (%s)" % (report.get("checkpoint"), report.get("weights_source", "unknown"))),
-        ("release", "%s (Paddle %s)" % (report.get("release") or "unknown", report.get("paddle") or "unknown")),
+        ("release", "%s (Paddle %s)%s" % (report.get("release") or "unknown", report.get("paddle") or "unknown",
+                                           "; not yet proven: series %s by dry run" % report.get("series")
+                                           if report.get("release_proven") is False else "")),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join("%s  %s" % (k.ljust(width), v) for k, v in rows)
@@ -1208,6 +1210,8 @@ def write_centers(config, acc, dict_chars, run_info, logger):
                 checkpoint=run_info["weights"].path, weights_source=run_info["weights"].source,
                 mode=config["Export"]["mode"], engine=run_info["engine"], engine_agreement=run_info["engine_agreement"],
                 engine_fallback=config["Export"].get("engine_fallback"), release=os.environ.get("PADDLEOCR_RELEASE"),
+                series=os.environ.get("PPOCR_CENTER_KIT_SERIES"),  # the kit's choice; proven: a release its table lists
+                release_proven={"1": True, "0": False}.get(os.environ.get("PPOCR_CENTER_KIT_RELEASE_PROVEN")),
                 seconds=run_info["timing"]["loop"], seconds_by_part=run_info["timing"], output=out,
                 lines_read_per_label_file=run_info["lines_read"])
     report = summarize(centers, acc.counts, dict_chars, meta)

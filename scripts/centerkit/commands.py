@@ -39,13 +39,17 @@ def cmd_status(a):
         print("state    OPEN RUN (%s, series %s): run `make revert` to restore %s" % (m["phase"], m["series"], ", ".join(m["files"])))
         return 1
     try:
-        version, source = releases.detect_version(tree)
-        series = releases.series_for(version)
-        print("release  %s (from %s), series %s" % (version, source, series))
+        q, version = PatchQueue.for_tree(tree, quiet=True)
     except KitError as e:
         print("release  unknown: %s" % e)
         return 1
-    status, detail = PatchQueue(tree, series).detect()
+    try:
+        source = releases.detect_version(tree)[1]
+    except KitError:
+        source = "no tag, no version file"
+    print("release  %s (from %s), series %s%s" % (version, source, q.series, "" if q.proven else " (not yet proven: "
+                                                 "the first series that applies cleanly; the release table does not list it)"))
+    status, detail = q.detect()
     print("patches  %s%s" % (status, ": " + "; ".join(detail) if detail else ""))
     return 0
 
@@ -58,7 +62,8 @@ def cmd_check(a):
         status, detail = q.detect()
     if status != "unapplied":
         raise KitError("the %s series does not apply cleanly to %s (%s%s); run `make status`" % (q.series, tree, status, ": " + "; ".join(detail) if detail else ""))
-    print("ok: PaddleOCR %s, series %s applies cleanly (%s)" % (version, q.series, ", ".join(os.path.basename(p) for p in q.patches)))
+    print("ok: PaddleOCR %s, series %s applies cleanly (%s)%s" % (version, q.series, ", ".join(os.path.basename(p) for p in q.patches),
+                                                                 "" if q.proven else "; this release is not yet proven by the kit's tests"))
     return 0
 
 
