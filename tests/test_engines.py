@@ -181,13 +181,24 @@ def test_check_refuses_outputs_that_differ(spoil):
         ec.check_same_outputs((ref_feats, ref_idx), (feats, idx))
 
 
+def real_config_methods():
+    """The methods of the real paddle.inference.Config, or a skip without Paddle."""
+    inference = pytest.importorskip("paddle.inference")
+    return {n for n in dir(inference.Config) if not n.startswith("_")}
+
+
 class RecordingConfig:
-    """paddle.inference.Config as a recorder of the options set on it."""
+    """paddle.inference.Config as a recorder of the options set on it; a name the real
+    Config does not have is an AttributeError, as it would be in Paddle."""
+
+    methods = set()
 
     def __init__(self, *files):
         self.calls = [("files", tuple(os.path.basename(f) for f in files))]
 
     def __getattr__(self, name):
+        if name not in self.methods:
+            raise AttributeError("paddle.inference.Config has no %s" % name)
         return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
 
 
@@ -199,22 +210,26 @@ def test_predictor_options_per_device(monkeypatch, tmp_path, device):
     import sys
     import types
 
+    monkeypatch.setattr(RecordingConfig, "methods", real_config_methods())
     made = []
     inference = types.SimpleNamespace(Config=RecordingConfig, PrecisionType=types.SimpleNamespace(Float32="fp32"),
                                       create_predictor=lambda config: made.append(config) or "predictor")
     monkeypatch.setitem(sys.modules, "paddle", types.SimpleNamespace(inference=inference))
     monkeypatch.setitem(sys.modules, "paddle.inference", inference)
     (tmp_path / "model.json").write_text("{}")
-    predictor, describe = ec.new_predictor(str(tmp_path), None if device == "cpu" else 3, 5, device.endswith("tensorrt"), (16, 3, 48, 320))
+    deleted = ["self_attention_fuse_pass"] if device == "cpu" else []
+    predictor, describe = ec.new_predictor(str(tmp_path), None if device == "cpu" else 3, 5, device.endswith("tensorrt"),
+                                           (16, 3, 48, 320), deleted)
     assert predictor == "predictor"
     calls = {c[0]: c[1:] for c in made[0].calls}
     assert calls["files"] == (("model.json", "model.pdiparams"),)  # the PIR graph Paddle 3 saves
     assert calls["set_optim_cache_dir"][0] == (str(tmp_path),)  # caches in the temp folder
     if device == "cpu":
         assert {"enable_mkldnn", "disable_gpu"} <= set(calls) and calls["set_cpu_math_library_num_threads"][0] == (5,)
-        assert "enable_use_gpu" not in calls and describe == "CPU, oneDNN, 5 threads"
+        assert "enable_use_gpu" not in calls and describe == "CPU, oneDNN, 5 threads, without self_attention_fuse_pass"
+        assert calls["delete_pass"][0] == ("self_attention_fuse_pass",)
     else:
-        assert calls["enable_use_gpu"][0] == (512, 3) and "enable_mkldnn" not in calls
+        assert calls["enable_use_gpu"][0] == (512, 3) and "enable_mkldnn" not in calls and "delete_pass" not in calls
         assert ("enable_tensorrt_engine" in calls) == (device == "gpu+tensorrt")
         if device == "gpu+tensorrt":
             assert calls["set_trt_dynamic_shape_info"][0] == (
