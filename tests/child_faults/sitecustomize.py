@@ -14,11 +14,14 @@ CENTERKIT_TEST_FAULTS names the test run's token file) and sets
           predictor  paddle.inference.create_predictor, when the engine builds its predictor
           first-batch  the predictor's first run (the engine's first batch)
           cpuinfo    the export reading /proc/cpuinfo (action NOAVX512 only)
+          start      the child's start, before Paddle is imported (action EXIT only)
   action  KILL|INT|TERM  that signal to the process group (everything make started)
           ILL|SEGV|BUS|FPE|ABRT  that signal to this process alone, as a native crash is
           ENOSPC         the call fails with OSError(ENOSPC), as on a full disk
           UNSUPPORTED    the call fails as converting a model with unsupported code does
           NOAVX512       /proc/cpuinfo reads without the avx512* flags (an AMD EPYC's view)
+          EXIT           the child exits at once with code 3: an export that fails in no
+                         time, for the kill tests whose subject is the kit around it
 
 It appends `child.<event>` to CENTERKIT_FAULT_TRACE when it acts, so the test knows the
 fault happened where it meant it to.
@@ -49,7 +52,7 @@ def _install(event, name, action):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         if action == "UNSUPPORTED":
             raise NotImplementedError("test fault: this model has code that to_static cannot convert")
-        if action == "NOAVX512":  # the reading is changed by the caller
+        if action in ("NOAVX512", "EXIT"):  # the caller changes the reading / exits
             return
         if action in NATIVE:
             os.kill(os.getpid(), getattr(signal, "SIG" + action))
@@ -96,6 +99,10 @@ def _install(event, name, action):
             return save(*args, **kwargs)
 
         paddle.jit.save = patched_save
+    elif event == "start" and action == "EXIT":
+        act()
+        sys.stdout.flush()
+        os._exit(3)
     elif event == "predictor":
         import paddle.inference
 
