@@ -18,6 +18,8 @@ DICT     ?=
 NPROC    ?=
 VERBOSE  ?=
 CENTER_WEIGHT ?=
+EPOCHS   ?=
+RUNS     ?=
 BENCH_IMAGES ?= 64
 BENCH_CONFIG ?=
 BENCH_ONLY ?=
@@ -35,11 +37,40 @@ TREE_ARG = --tree "$(PADDLEOCR)"
 KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 .DEFAULT_GOAL := help
-.PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench train train-config
+.PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench train train-config ab
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) MODE(=eval) ENGINE(=auto) OUTPUT(=train_center.pkl) CENTERS CENTER_WEIGHT OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON VERBOSE=1"
+	@echo ""
+	@echo "  example, inside your PaddleOCR clone (<kit> is $(KIT)):"
+	@echo "    make -f <kit>/Makefile export CONFIG=configs/rec/PP-OCRv5/PP-OCRv5_mobile_rec.yml CHECKPOINT=output/PP-OCRv5_mobile_rec/best_accuracy"
+	@echo ""
+	@echo "  variables, with their defaults (paths relative to the folder make runs in; CONFIG also to the clone):"
+	@echo "    CONFIG=                 required: the training config (export, train, train-config, validate)"
+	@echo "    CHECKPOINT=             weights, path without .pdparams (export: else the config's Global.checkpoints,"
+	@echo "                            then Global.pretrained_model, then the sub-model's pretrained)"
+	@echo "    MODEL=Student           Distillation sub-model (train: a comma list, e.g. Student,Teacher)"
+	@echo "    MODE=eval               export: eval, or train (the stock script's semantics)"
+	@echo "    ENGINE=auto             export: auto, inference or dygraph"
+	@echo "    OUTPUT=train_center.pkl export: the pkl; its report and chart go beside it"
+	@echo "    CENTERS=                required for train, train-config, inspect, validate: the centers pkl"
+	@echo "    CENTER_WEIGHT=          train: the center loss weight (default: the config's CenterLoss weight, else 0.05)"
+	@echo "    OPTS=                   config overrides: OPTS='-o Key=value ...'"
+	@echo "    FORCE=                  off; FORCE=1 replaces existing outputs"
+	@echo "    NPROC=1                 processes, under paddle.distributed.launch"
+	@echo "    DICT=                   inspect: the dictionary, to name the characters without a center"
+	@echo "    PADDLEOCR=              the PaddleOCR clone (default: the clone around the folder make runs in)"
+	@echo "    PYTHON=                 the Python with Paddle (default: the kit's .venv/bin/python if it exists, else python3)"
+	@echo "    VERBOSE=                off; VERBOSE=1 shows the children's known noise lines and a Ctrl-C's traceback"
+	@echo "    PADDLEOCR_VERSION=      the release, vX.Y.Z (default: the clone's tag, else its version file)"
+	@echo "    BENCH_IMAGES=64         bench: images of the end-to-end part"
+	@echo "    BENCH_CONFIG=           bench: the end-to-end config (default: the clone's SVTRv2 distillation config)"
+	@echo "    BENCH_ONLY=             bench: parts, a comma list (default: accumulate,e2e,memory,loss)"
+	@echo "    BENCH_LOSS_CLASSES=     bench: the loss part's dictionary sizes (default: 6625,18383)"
+	@echo "    PYTEST_ARGS=            test: passed to pytest"
+	@echo "    TEST_JOBS=2             test: pytest workers"
+	@echo "    PYTHONPYCACHEPREFIX=    where Python writes bytecode (default: ~/.cache/ppocr-center-kit/pycache)"
+	@echo "  more: README.md and docs/ in <kit>"
 
 $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 	python3 -m venv "$(VENV)"
@@ -62,6 +93,11 @@ train: ## apply the series, train with CenterLoss on the centers, revert (always
 
 train-config: ## write the derived training config only (for your own launcher, between make apply and make revert)
 	@$(KITPY) train $(TRAIN_ARGS) --config-only 1
+
+ab: ## A/B: fine-tune RUNS seeds with CENTER_WEIGHT and with 0, measure each by make confusions, compare: CONFIG= CHECKPOINT= CENTERS= [CENTER_WEIGHT= MODEL= EPOCHS= RUNS=3 OUTPUT=ab-<config>/ OPTS= NPROC=]
+	@$(KITPY) ab $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --centers "$(CENTERS)" --center-weight "$(CENTER_WEIGHT)" \
+		--model "$(MODEL)" --epochs "$(EPOCHS)" --runs "$(RUNS)" --output "$(OUTPUT)" --opts "$(OPTS)" --python "$(PYTHON)" \
+		--nproc "$(NPROC)" --engine "$(ENGINE)"
 
 check: ## dry run: does the series for this clone's release apply cleanly? (for CI pinning a tag)
 	@$(KITPY) check $(TREE_ARG)
@@ -88,11 +124,11 @@ demo: $(VENV)/.installed ## built-in default: train a tiny distillation model, e
 	@$(KITPATH) "$(VENV)/bin/python" "$(KIT)/demo/run_demo.py" $(TREE_ARG) --invoked-from "$(CURDIR)"
 
 test: $(VENV)/.installed ## the test suite: every tier on every release (../shared's bundle or PADDLEOCR_REPO)
-	cd "$(KIT)" && $(KITPATH) "$(VENV)/bin/python" tests/release_envs.py install && "$(VENV)/bin/python" -m pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
+	cd "$(KIT)" && $(KITPATH) "$(VENV)/bin/python" tests/release_envs.py install && "$(VENV)/bin/python" -m pytest -n $(TEST_JOBS) --durations=25 $(PYTEST_ARGS)
 
 smoke: ## seconds-long real export on this clone (tiny config, stand-in checkpoint): for CI pinning a tag
 	@$(call KITTOOL,smoke_export.py) $(TREE_ARG) --invoked-from "$(CURDIR)"
 
-bench: ## speed and memory ratios, one run (README quotes them): [PADDLEOCR= BENCH_IMAGES=64 BENCH_CONFIG= BENCH_ONLY=loss,... BENCH_LOSS_CLASSES=6625,18383]
+bench: ## speed and memory ratios, one run (docs/engines.md quotes them): [PADDLEOCR= BENCH_IMAGES=64 BENCH_CONFIG= BENCH_ONLY=loss,... BENCH_LOSS_CLASSES=6625,18383]
 	@$(call KITTOOL,bench.py) $(TREE_ARG) --invoked-from "$(CURDIR)" \
 		--images "$(BENCH_IMAGES)" --config "$(BENCH_CONFIG)" --only "$(BENCH_ONLY)" --loss-classes "$(BENCH_LOSS_CLASSES)"

@@ -25,7 +25,7 @@ import subprocess
 import sys
 
 from centerkit import KIT_ROOT as KIT
-from centerkit import KitError, files, releases, run_tool
+from centerkit import KitError, files, releases, run_tool, train_progress
 from centerkit.commands import cmd_check, make_export_command
 from centerkit.tree import find_tree, tool_arguments
 
@@ -86,7 +86,8 @@ def train(tree, data, model_dir, opts):
     cmd = [sys.executable, "tools/train.py", "-c", CONFIG, "-o", "Global.epoch_num=%d" % EPOCHS,
            "Global.save_model_dir=%s" % model_dir, "Global.print_batch_step=20",
            "Eval.dataset.data_dir=%s" % data, "Eval.dataset.label_file_list=[%s]" % os.path.join(data, "train_list.txt")] + opts
-    with open(os.path.join(OUT, "train.log"), "w") as log:
+    with open(os.path.join(OUT, "train.log"), "w") as log, \
+            train_progress.reporting("training", os.path.join(model_dir, "train.log")):
         subprocess.run(cmd, cwd=tree, check=True, stdout=log, stderr=subprocess.STDOUT)
     with open(stamp, "w") as f:
         f.write(key)
@@ -148,7 +149,8 @@ def finetune(tree, data, ckpt, centers, opts):
     cmd = ["make", "--no-print-directory", "-f", os.path.join(KIT, "Makefile"), "train", "PADDLEOCR=%s" % tree,
            "PYTHON=%s" % sys.executable, "CONFIG=%s" % CONFIG, "CHECKPOINT=%s" % ckpt, "CENTERS=%s" % centers,
            "OPTS=%s" % " ".join("-o " + o for o in train_opts)]
-    with open(os.path.join(OUT, "finetune.log"), "w") as log:
+    with open(os.path.join(OUT, "finetune.log"), "w") as log, \
+            train_progress.reporting("fine-tuning", os.path.join(model_dir, "train.log")):
         rc = subprocess.run(cmd, cwd=tree, stdout=log, stderr=subprocess.STDOUT).returncode
     if rc:
         raise KitError("make train failed (exit %d); see %s" % (rc, os.path.join(OUT, "finetune.log")))

@@ -33,9 +33,17 @@ _FONTS = [
 ]
 
 
-def render_line(text, rng, height=32, width=80, noise=6.0):
-    """One BGR uint8 image (height, width, 3) showing `text`, randomised by `rng`."""
+# Characters whose glyphs look alike in these fonts: the confusions users report upstream
+# (0/O/D, 5/S, 1/l/I: PaddleOCR issues 10287, 6538), for the look-alike demo.
+LOOKALIKE_ALPHABET = "0ODQ1Il75S8B2Z6G"
+
+
+def render_line(text, rng, height=32, width=80, noise=6.0, italic=0.0):
+    """One BGR uint8 image (height, width, 3) showing `text`, randomised by `rng`; with
+    probability `italic` in the font's italic variant."""
     font, scale, thick = _FONTS[int(rng.integers(len(_FONTS)))]
+    if italic and rng.random() < italic:
+        font |= cv2.FONT_ITALIC
     scale *= float(rng.uniform(0.85, 1.1)) * height / 32.0
     thick = max(1, int(round(thick * height / 32.0)) - int(rng.integers(0, 2)))
     (tw, th), base = cv2.getTextSize(text, font, scale, thick)
@@ -70,8 +78,11 @@ def make_dataset(
     height=32,
     width=80,
     noise=6.0,
+    italic=0.0,
+    val_seed=None,
 ):
-    """Write the dataset under out_dir and return a dict of paths.
+    """Write the dataset under out_dir and return a dict of paths. The val lines come from
+    the train lines' random stream, or from their own with val_seed.
 
     Keys: data_dir, dict, train_list, val_list (absolute paths). These map to the config
     overrides Global.character_dict_path, {Train,Eval}.dataset.data_dir and
@@ -85,12 +96,14 @@ def make_dataset(
     rng = np.random.default_rng(seed)
     paths = {"data_dir": out_dir}
     for split, n in (("train", n_train), ("val", n_val)):
+        if split == "val" and val_seed is not None:
+            rng = np.random.default_rng(val_seed)
         os.makedirs(os.path.join(out_dir, split), exist_ok=True)
         lines = []
         for i in range(n):
             label = _random_label(rng, alphabet, min_len, max_len)
             rel = "%s/%05d.png" % (split, i)
-            img = render_line(label, rng, height, width, noise)
+            img = render_line(label, rng, height, width, noise, italic)
             cv2.imwrite(os.path.join(out_dir, rel), img)
             lines.append("%s\t%s\n" % (rel, label))
         paths[split + "_list"] = os.path.join(out_dir, split + "_list.txt")
@@ -114,10 +127,12 @@ def main(argv=None):
     p.add_argument("--height", type=int, default=32)
     p.add_argument("--width", type=int, default=80)
     p.add_argument("--noise", type=float, default=6.0)
+    p.add_argument("--italic", type=float, default=0.0, help="share of lines in an italic font")
+    p.add_argument("--val-seed", type=int, default=None)
     a = p.parse_args(argv)
     paths = make_dataset(
         a.out_dir, a.n_train, a.n_val, a.seed, a.alphabet, a.min_len, a.max_len,
-        a.height, a.width, a.noise,
+        a.height, a.width, a.noise, a.italic, a.val_seed,
     )
     print(json.dumps(paths, indent=2))
     return 0

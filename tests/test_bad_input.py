@@ -291,7 +291,10 @@ def test_unknown_release_check_fails(env):
     tree, data = env
     before = snapshot(tree)
     result = make("check", cwd=tree, env={"PADDLEOCR_VERSION": "v9.1.0"})
-    assert_refused(result, "9.1.0 is not supported", "PADDLEOCR_VERSION")
+    # an sdist tree has no ppocr/modeling: no series applies, the first candidate's conflict is named
+    line = assert_refused(result, "PaddleOCR v9.1.0 is not in the release table and no patch series applies cleanly",
+                          "PADDLEOCR_VERSION")
+    assert "(v3.7: " in line and "rec_ctc_head.py" in line
     assert snapshot(tree) == before
 
 
@@ -512,3 +515,17 @@ def test_local_edit_then_status_names_the_file_the_hunk_and_a_next_step_that_wor
     assert "is the kit's own copy" in status.stdout and "delete it" in status.stdout, status.stdout
     os.unlink(os.path.join(tree, "ppocr", "losses", "kit_center_loss.py"))
     assert git_status(tree) == ""
+
+
+def test_candidate_series_of_unlisted_releases():
+    """Newest first, after the series of the release's own major.minor line."""
+    from centerkit import releases
+
+    table = releases.load_table()
+    newest_first = list(dict.fromkeys(r.series for r in reversed(table)))
+    assert releases.candidate_series("v99.0.0", table) == newest_first
+    assert releases.candidate_series(None, table) == newest_first  # a tree without a version
+    v27 = releases.candidate_series("v2.7.9", table)
+    assert v27[0] == releases.listed_series("v2.7.0", table) and sorted(v27) == sorted(newest_first)
+    assert releases.listed_series("v2.7.9", table) is None
+    assert releases.listed_series(table[-1].name, table) == table[-1].series

@@ -22,6 +22,7 @@ import upstream
 from conftest import TABLE
 from kit_run import error_lines, git_status, make, recipe_exit, snapshot
 from centerkit import patchfile, releases
+from centerkit.export_script import export_script as ec
 
 E2E_RELEASES = TABLE  # v2.6 and v2.7 with Paddle 2.6.2 (release_envs.py)
 CONFIGS = {"tiny_distill_ctc_nrtr.yml": 32, "tiny_multihead_ctc_sar.yml": 32, "tiny_plain_ctc.yml": 24}
@@ -97,7 +98,13 @@ def test_make_export_end_to_end(tree_of, release, config, width, tmp_path):
     with open(os.path.splitext(out)[0] + ".report.json") as f:
         report = json.load(f)
     assert report["images_seen"] == 11 and report["images_used"] == 6
-    assert report["engine"] == "inference"  # ENGINE=auto's choice on every release: the model converts
+    # ENGINE=auto's choice on every release: the model converts. Where Paddle 2.x meets a CPU
+    # without AVX-512 (the SIGILL of issue 20) the predictor is built without the fusion pass;
+    # should it still die there, the kit's rerun on dygraph is the right answer, and says so.
+    fallback = report.get("engine_fallback")
+    crash_cpu = ec.passes_to_delete(report["paddle"], ec.cpu_flags())[0]
+    assert report["engine"] == "inference" or (crash_cpu and report["engine"] == "dygraph" and fallback), report
+    assert report["engine_agreement"] is None or report["engine_agreement"]["max_abs_diff_over_scale"] <= 1e-3
 
 
 @pytest.mark.parametrize("problem", ["checkpoint of another config", "no image recognised"])

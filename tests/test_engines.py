@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import tiny_data
-from centerkit import faults
+from centerkit import faults, releases
+from conftest import TABLE
 from centerkit.export_script import export_script as ec
 from kit_run import error_lines, git_status, make, recipe_exit
 
@@ -77,8 +78,15 @@ def test_inference_engine_equals_dygraph(export_on, release, config):
         assert report["engine"] == engine and ("engine: %s" % engine) in r.stdout + r.stderr
         assert set(report["seconds_by_part"]) == {"convert", "load", "forward", "accumulate", "loop"}
         assert (report["seconds_by_part"]["convert"] > 0) == (engine == "inference")
+        assert (report["engine_agreement"] is None) == (engine == "dygraph")
         results[engine] = centers
+    assert report["engine_agreement"]["max_abs_diff"] <= 1e-3 * report["engine_agreement"]["feature_scale"]
     assert_same_centers(results["inference"], results["dygraph"])
+    print("engine agreement %s %s: first batch max|diff|/scale %.2g, step relative L2 %.2g; max center relative L2 %.2g"
+          % (release, config, report["engine_agreement"]["max_abs_diff_over_scale"],
+             report["engine_agreement"]["max_step_relative_l2"],
+             max(np.linalg.norm(results["inference"][c] - results["dygraph"][c]) / np.linalg.norm(results["dygraph"][c])
+                 for c in results["dygraph"])))
     assert run.leftovers() == []  # the converted model's folder is removed
     assert git_status(run.tree) == ""
 
@@ -173,13 +181,24 @@ def test_check_refuses_outputs_that_differ(spoil):
         ec.check_same_outputs((ref_feats, ref_idx), (feats, idx))
 
 
+def real_config_methods():
+    """The methods of the real paddle.inference.Config, or a skip without Paddle."""
+    inference = pytest.importorskip("paddle.inference")
+    return {n for n in dir(inference.Config) if not n.startswith("_")}
+
+
 class RecordingConfig:
-    """paddle.inference.Config as a recorder of the options set on it."""
+    """paddle.inference.Config as a recorder of the options set on it; a name the real
+    Config does not have is an AttributeError, as it would be in Paddle."""
+
+    methods = set()
 
     def __init__(self, *files):
         self.calls = [("files", tuple(os.path.basename(f) for f in files))]
 
     def __getattr__(self, name):
+        if name not in self.methods:
+            raise AttributeError("paddle.inference.Config has no %s" % name)
         return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
 
 
@@ -191,24 +210,150 @@ def test_predictor_options_per_device(monkeypatch, tmp_path, device):
     import sys
     import types
 
+    monkeypatch.setattr(RecordingConfig, "methods", real_config_methods())
     made = []
     inference = types.SimpleNamespace(Config=RecordingConfig, PrecisionType=types.SimpleNamespace(Float32="fp32"),
                                       create_predictor=lambda config: made.append(config) or "predictor")
     monkeypatch.setitem(sys.modules, "paddle", types.SimpleNamespace(inference=inference))
     monkeypatch.setitem(sys.modules, "paddle.inference", inference)
     (tmp_path / "model.json").write_text("{}")
-    predictor, describe = ec.new_predictor(str(tmp_path), None if device == "cpu" else 3, 5, device.endswith("tensorrt"), (16, 3, 48, 320))
+    deleted = ["self_attention_fuse_pass"] if device == "cpu" else []
+    predictor, describe = ec.new_predictor(str(tmp_path), None if device == "cpu" else 3, 5, device.endswith("tensorrt"),
+                                           (16, 3, 48, 320), deleted)
     assert predictor == "predictor"
     calls = {c[0]: c[1:] for c in made[0].calls}
     assert calls["files"] == (("model.json", "model.pdiparams"),)  # the PIR graph Paddle 3 saves
     assert calls["set_optim_cache_dir"][0] == (str(tmp_path),)  # caches in the temp folder
     if device == "cpu":
         assert {"enable_mkldnn", "disable_gpu"} <= set(calls) and calls["set_cpu_math_library_num_threads"][0] == (5,)
-        assert "enable_use_gpu" not in calls and describe == "CPU, oneDNN, 5 threads"
+        assert "enable_use_gpu" not in calls and describe == "CPU, oneDNN, 5 threads, without self_attention_fuse_pass"
+        assert calls["delete_pass"][0] == ("self_attention_fuse_pass",)
     else:
-        assert calls["enable_use_gpu"][0] == (512, 3) and "enable_mkldnn" not in calls
+        assert calls["enable_use_gpu"][0] == (512, 3) and "enable_mkldnn" not in calls and "delete_pass" not in calls
         assert ("enable_tensorrt_engine" in calls) == (device == "gpu+tensorrt")
         if device == "gpu+tensorrt":
             assert calls["set_trt_dynamic_shape_info"][0] == (
                 {"x": [1, 3, 48, 320]}, {"x": [16, 3, 48, 320]}, {"x": [16, 3, 48, 320]})
             assert describe == "GPU 3, TensorRT"
+
+
+# Issue 20: the default engine never crashes where dygraph works. A native crash (SIGILL of
+# Paddle 2.6's oneDNN on CPUs without AVX-512, any SIGSEGV) kills the export process, where
+# no Python fallback can run: the kit reruns the export on dygraph. This machine's CPU may
+# never crash, so the crashes are injected where they happen: the predictor's construction
+# and its first batch, SIGILL and SIGSEGV, each its own code path in Paddle's handler chain.
+NATIVE_CRASHES = [("predictor", "ILL"), ("predictor", "SEGV"), ("first-batch", "ILL"), ("first-batch", "SEGV")]
+PHASE_WORDS = {"predictor": "building the Paddle Inference predictor", "first-batch": "running the predictor's first batch"}
+
+
+def commands_run(r):
+    return sum(l.startswith("+ ") for l in r.stdout.splitlines())
+
+
+def rerun_lines(r):
+    return [l for l in r.stderr.splitlines() if "rerunning it once on dygraph" in l]
+
+
+def test_a_native_crash_of_the_engine_is_rerun_on_dygraph(export_on):
+    run = export_on("v3.7.0")
+    r, dygraph, _ = run("dygraph", ENGINE="dygraph")
+    assert r.returncode == 0, r.stderr[-3000:]
+    for phase, sig in NATIVE_CRASHES:
+        r, centers, report = run("auto-%s-%s" % (phase, sig), env=armed(run, "%s:-:%s" % (phase, sig)))
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        lines = rerun_lines(r)
+        assert len(lines) == 1, r.stderr[-3000:]
+        assert "the export died of SIG%s while %s" % (sig, PHASE_WORDS[phase]) in lines[0]
+        assert commands_run(r) == 2 and r.stdout.count("reverted series") == 1  # one revert, at the end
+        assert report["engine"] == "dygraph" and report["engine_agreement"] is None
+        assert report["engine_fallback"] == {"signal": "SIG" + sig, "phase": phase, "requested": "auto"}
+        assert "engine: dygraph (the kit's rerun: the inference engine died of SIG%s" % sig in r.stdout + r.stderr
+        assert_same_centers(centers, dygraph, rtol=1e-6)  # the dygraph export's pkl, written once
+        assert sorted(p.name for p in run.tmp.glob("auto-%s-%s*" % (phase, sig))) == [
+            "auto-%s-%s.%s" % (phase, sig, ext) for ext in ("pkl", "report.json", "samples.png")]
+        assert list(run.tmpdir.iterdir()) == []  # the converted model went with the kit's state folder
+        assert git_status(run.tree) == ""
+
+
+def test_engine_inference_that_crashes_is_an_error_naming_the_signal(export_on):
+    run = export_on("v3.7.0", images=3)
+    r, _, _ = run("inference", env=armed(run, "predictor:-:ILL"), ENGINE="inference")
+    assert r.returncode != 0 and recipe_exit(r) == 128 + 4  # the child's death, as the shell reports it
+    lines = error_lines(r)
+    assert len(lines) == 1 and "ENGINE=inference: the export died of SIGILL while building the Paddle " \
+        "Inference predictor; pass ENGINE=dygraph" in lines[0]
+    assert rerun_lines(r) == [] and commands_run(r) == 1
+    assert not list(run.tmp.glob("inference*")) and run.leftovers() == []
+    assert git_status(run.tree) == ""
+
+
+def test_a_crash_on_two_processes_is_rerun_on_two(export_on):
+    """Under paddle's launcher the kit sees the launcher's exit code, not the rank's signal:
+    the rank's faulthandler line names it."""
+    run = export_on("v3.7.0", "tiny_multihead_ctc_sar.yml")
+    r, centers, report = run("two", env=armed(run, "first-batch:-:SEGV"), NPROC=2)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    lines = rerun_lines(r)
+    assert len(lines) == 1 and "died of SIGSEGV while running the predictor's first batch" in lines[0]
+    assert report["engine"] == "dygraph" and report["engine_fallback"]["signal"] == "SIGSEGV"
+    assert report["images_seen"] == 11 and r.stdout.count("running 2 CPU processes") == 1
+    assert r.stdout.count("reverted series") == 1 and git_status(run.tree) == ""
+
+
+@pytest.mark.parametrize("version,flags,deleted", [
+    ("2.6.2", {"sse4_2", "avx", "avx2", "fma"}, True),  # AMD EPYC: AVX2, no AVX-512
+    ("2.6.2", {"avx2", "avx512f", "avx512bw"}, False),  # Intel Xeon with AVX-512
+    ("2.6.2", None, True),  # flags unknown (not Linux): the fusion is only a speed-up
+    ("3.3.1", {"avx2"}, False),  # Paddle 3's pass does not crash there
+    ("3.0.0", None, False),
+])
+def test_fuse_pass_removal_rule(version, flags, deleted):
+    names, why = ec.passes_to_delete(version, flags)
+    assert names == (["self_attention_fuse_pass"] if deleted else [])
+    assert (why is not None) == deleted and (not deleted or version in why)
+
+
+def test_cpu_flags_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2\nbugs\t\t: x\n\n"
+                    "processor\t: 1\nflags\t\t: fpu sse2 avx2\n")
+    assert ec.cpu_flags(str(info)) == {"fpu", "sse2", "avx2"}
+    assert ec.cpu_flags(str(tmp_path / "none")) is None
+
+
+@pytest.mark.parametrize("release", ["v2.7.0"])
+def test_paddle_2_on_a_cpu_without_avx512_builds_the_predictor_without_the_pass(export_on, release):
+    """The rule end to end on Paddle 2.6.2, with /proc/cpuinfo read as an AMD EPYC's: the
+    predictor is built without the pass, says so, and still passes the agreement check."""
+    run = export_on(release, "tiny_distill_ctc_nrtr.yml")
+    r, dygraph, _ = run("dygraph", ENGINE="dygraph")
+    assert r.returncode == 0, r.stderr[-3000:]
+    r, centers, report = run("auto", env=armed(run, "cpuinfo:-:NOAVX512"))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    assert "engine: the predictor is built without self_attention_fuse_pass (Paddle 2.6.2 on a CPU without AVX-512" in out
+    assert "without self_attention_fuse_pass; converted in" in out and report["engine"] == "inference"
+    assert report["engine_agreement"]["max_abs_diff_over_scale"] <= 1e-3
+    assert_same_centers(centers, dygraph)
+    assert git_status(run.tree) == ""
+
+
+# Issue 22: a release the table does not list works when a series applies cleanly, and says
+# it is not yet proven: in make check, in every command's output and in the report.
+def test_an_unlisted_release_uses_the_series_that_applies_and_says_it_is_unproven(export_on):
+    run = export_on("v3.7.0", images=3)
+    newer = "v%d.%d.0" % (releases.parse_version(TABLE[-1].name)[0], releases.parse_version(TABLE[-1].name)[1] + 1)
+    r = make("check", cwd=run.tree, env={"PADDLEOCR_VERSION": newer})
+    assert r.returncode == 0, r.stderr
+    assert "ok: PaddleOCR %s, series %s applies cleanly" % (newer, TABLE[-1].series) in r.stdout
+    assert "this release is not yet proven" in r.stdout
+    notes = [l for l in r.stderr.splitlines() if l.startswith("ppocr-center-kit: note:")]
+    assert len(notes) == 1 and "is not in the release table; series %s applies cleanly" % TABLE[-1].series in notes[0]
+    r, centers, report = run("unlisted", env={"PADDLEOCR_VERSION": newer})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sum("not yet proven" in l for l in r.stderr.splitlines()) == 1
+    assert (report["release"], report["series"], report["release_proven"]) == (newer, TABLE[-1].series, False)
+    assert "not yet proven: series %s by dry run" % TABLE[-1].series in r.stdout
+    r, _, listed = run("listed")
+    assert listed["release_proven"] is True and "not yet proven" not in r.stdout + r.stderr
+    assert git_status(run.tree) == ""

@@ -237,7 +237,7 @@ def test_bad_centers_are_one_line_exit_2(tree_of, tmp_path):
     r = s.train(MODEL="Student", CENTERS=str(tmp_path / "width.pkl"))
     assert recipe_exit(r) == 2 and "not a Distillation model; drop MODEL=" in error_lines(r)[0]
     r = s.train(CENTER_WEIGHT="-1")
-    assert recipe_exit(r) == 2 and "CENTER_WEIGHT=-1 is not a positive number" in error_lines(r)[0]
+    assert recipe_exit(r) == 2 and "CENTER_WEIGHT=-1 is not a number >= 0" in error_lines(r)[0]
 
 
 def test_wrong_sub_model_is_one_line(tree_of, tmp_path):

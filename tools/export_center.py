@@ -43,6 +43,7 @@ EXPORT_DEFAULTS = {
     "force": False,  # overwrite an existing output
     "engine": "auto",  # auto: Paddle Inference when the model converts, else dygraph (logged)
     "tensorrt": False,  # on a GPU, let the inference engine run TensorRT subgraphs (opt-in)
+    "engine_fallback": None,  # set by the kit's rerun on dygraph: how the inference engine died
 }
 DISTILLATION = "Distillation"
 # What says where a dataset's samples come from (the rest of a dataset section is how to read them).
@@ -52,6 +53,12 @@ MODES = ("eval", "train")
 ENGINES = ("auto", "inference", "dygraph")
 # The switch the kit's rec_ctc_head.py patch adds: CTCHead returns (features, probs) in eval.
 EVAL_FEATS_SWITCH = "return_feats_in_eval"
+# A path prefix outside the clone, set by the kit: each rank notes there which step of the
+# inference engine it is in, and faulthandler names the signal if it dies there (EngineWatch).
+ENGINE_STATE_ENV = "PPOCR_CENTER_KIT_ENGINE_STATE"
+ENGINE_PHASES = {"convert": "converting the model to a static graph",
+                 "predictor": "building the Paddle Inference predictor",
+                 "first-batch": "running the predictor's first batch"}
 
 
 class ExportError(Exception):
@@ -477,14 +484,33 @@ def format_report(report):
         ("feature width", report["feature_width"]),
         ("sub-model", report.get("model") or "(single model)"),
         ("mode", report.get("mode", "eval")),
-        ("engine", report.get("engine", "dygraph")),
+        ("engine", report.get("engine", "dygraph") + engine_fallback_note(report.get("engine_fallback"))),
+        ("engine agreement (first batch)", format_agreement(report.get("engine_agreement"))),
         ("seconds (convert/load/forward/accumulate)", "%s (%s)" % (report.get("seconds"), " / ".join(
             str((report.get("seconds_by_part") or {}).get(k, "-")) for k in ("convert", "load", "forward", "accumulate")))),
         ("weights", "%s (%s)" % (report.get("checkpoint"), report.get("weights_source", "unknown"))),
-        ("release", report.get("release") or "unknown"),
+        ("release", "%s (Paddle %s)%s" % (report.get("release") or "unknown", report.get("paddle") or "unknown",
+                                           "; not yet proven: series %s by dry run" % report.get("series")
+                                           if report.get("release_proven") is False else "")),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join("%s  %s" % (k.ljust(width), v) for k, v in rows)
+
+
+def engine_fallback_note(fallback):
+    """How the report's engine came to be dygraph when the kit reran a crashed export."""
+    if not isinstance(fallback, dict):
+        return ""
+    return " (rerun: the inference engine died of %s while %s)" % (
+        fallback.get("signal"), ENGINE_PHASES.get(fallback.get("phase"), fallback.get("phase")))
+
+
+def format_agreement(agreement):
+    if not agreement:
+        return "- (dygraph only)"
+    return ("max abs diff %.2g = %.2g of the features' scale %.3g; max relative L2 per step %.2g; argmax equal %.1f%%"
+            % (agreement["max_abs_diff"], agreement["max_abs_diff_over_scale"], agreement["feature_scale"],
+               agreement["max_step_relative_l2"], 100 * agreement["argmax_equal"]))
 
 
 def refuse_existing(paths, force, how_to_force="FORCE=1 (-o Export.force=true)"):
@@ -619,7 +645,7 @@ def run(config, logger):
     name, weights, ctc_decode = derive_for_this_tree(config)
     data = train_images(config, device, rank, world_size, logger)
     net, acc = build_exported_model(config, name, weights, logger)
-    forward = Forward(net, config, device, world_size, logger)
+    forward = Forward(net, config, device, rank, world_size, logger)
     timing = accumulate(forward, data, acc, ctc_decode, show_progress=rank == 0)
     if world_size > 1:
         all_reduce_accumulator(acc)
@@ -630,7 +656,7 @@ def run(config, logger):
     lines_read = {label_file: lines for label_file, lines in data.sources}
     return write_centers(config, acc, list(ctc_decode.character),
                          dict(model=name, weights=weights, timing=timing, engine=forward.engine_used(),
-                              lines_read=lines_read), logger)
+                              engine_agreement=forward.agreement, lines_read=lines_read), logger)
 
 
 def set_up_devices(config, logger):
@@ -843,21 +869,26 @@ class Forward:
 
     CHECK_IMAGES = 2  # of the first batch, forwarded by both engines before the predictor is used
 
-    def __init__(self, net, config, device, world_size, logger):
+    def __init__(self, net, config, device, rank, world_size, logger):
         self.net, self.logger = net, logger
         self.export = config["Export"]
         self.device, self.world_size = device, world_size
         self.engine = None  # the InferenceEngine, once chosen
         self.dygraph_batches = 0  # with an engine: batches of another shape
         self.convert_seconds = 0.0
+        self.agreement = None  # check_same_outputs' figures on the first batch
+        self.watch = EngineWatch(rank, self.export["engine"])
         self._chosen = False
 
     def __call__(self, images):
         if not self._chosen:
             self._chosen = True
-            self.engine = self._choose(images)
-            if self.engine is not None:
-                return self._checked_first(images)
+            try:
+                self.engine = self._choose(images)
+                if self.engine is not None:
+                    return self._checked_first(images)
+            finally:
+                self.watch.leave()  # past the first batch a crash is no longer the engine's build
         if self.engine is not None and list(images.shape[1:]) == self.engine.shape:
             return self.engine(images)
         if self.engine is not None and self.dygraph_batches == 0:
@@ -873,9 +904,10 @@ class Forward:
         engine = self.engine
         try:
             reference = self.dygraph(images[: self.CHECK_IMAGES])
+            self.watch.enter("first-batch")
             with stdout_silenced():  # oneDNN's passes print a debug line per op they check, to C++'s stdout
                 outputs = engine(images)
-            check_same_outputs(reference, outputs)
+            self.agreement = check_same_outputs(reference, outputs)
         except Exception as e:
             self.engine = None
             self._unavailable(e)
@@ -897,7 +929,11 @@ class Forward:
 
         wanted = self.export["engine"]
         if wanted == "dygraph":
-            self.logger.info("engine: dygraph (ENGINE=dygraph)")
+            fallback = self.export.get("engine_fallback")
+            self.logger.info("engine: dygraph (%s)" % (
+                "the kit's rerun: the inference engine died of %s while %s" % (
+                    fallback.get("signal"), ENGINE_PHASES.get(fallback.get("phase"), fallback.get("phase")))
+                if isinstance(fallback, dict) else "ENGINE=dygraph"))
             return None
         if self.export["mode"] != "eval":  # check_rec_ctc_config refuses ENGINE=inference here
             self.logger.info("engine: dygraph (MODE=%s runs layers in train mode; the inference "
@@ -908,7 +944,7 @@ class Forward:
             gpu = None if isinstance(self.device, paddle.CPUPlace) else paddle.distributed.ParallelEnv().dev_id
             threads = max(1, available_cores() // self.world_size)
             return InferenceEngine(self.net, list(images.shape[1:]), gpu, threads, bool(self.export.get("tensorrt")),
-                                   int(images.shape[0]))
+                                   int(images.shape[0]), self.watch, self.logger)
         except Exception as e:  # any failure of the conversion: dygraph can still run the model
             self._unavailable(e)
             return None
@@ -935,12 +971,22 @@ class InferenceEngine:
     GPU id, None on the CPU; batch: the largest batch, for TensorRT). Raises on any failure,
     and then leaves no folder behind."""
 
-    def __init__(self, net, shape, gpu, threads, tensorrt, batch):
+    def __init__(self, net, shape, gpu, threads, tensorrt, batch, watch, logger):
         self.shape = shape
-        self.folder = tempfile.mkdtemp(prefix="ppocr-center-kit-engine-")
+        # in the kit's state folder when there is one: the kit removes it also after a crash
+        self.folder = tempfile.mkdtemp(prefix="ppocr-center-kit-engine-", dir=watch.folder)
         try:
+            watch.enter("convert")
             save_static_graph(net, shape, self.folder)
-            self.predictor, self.describe = new_predictor(self.folder, gpu, threads, tensorrt, [batch] + shape)
+            deleted = []
+            if gpu is None:
+                import paddle
+
+                deleted, why = passes_to_delete(paddle.__version__, cpu_flags())
+                if deleted:
+                    logger.info("engine: the predictor is built without %s (%s)" % (", ".join(deleted), why))
+            watch.enter("predictor")
+            self.predictor, self.describe = new_predictor(self.folder, gpu, threads, tensorrt, [batch] + shape, deleted)
             self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
             self.outputs = [self.predictor.get_output_handle(n) for n in self.predictor.get_output_names()]
         except BaseException:
@@ -997,9 +1043,10 @@ def save_static_graph(net, shape, folder):
     paddle.jit.save(static, os.path.join(folder, "model"))
 
 
-def new_predictor(folder, gpu, threads, tensorrt, batch_shape):
+def new_predictor(folder, gpu, threads, tensorrt, batch_shape, deleted_passes=()):
     """(a Paddle Inference predictor of folder/model, a description of its options): on GPU
-    gpu (TensorRT subgraphs if asked, for batches up to batch_shape), else on the CPU."""
+    gpu (TensorRT subgraphs if asked, for batches up to batch_shape), else on the CPU,
+    without the optimiser passes deleted_passes (see passes_to_delete)."""
     from paddle import inference
 
     names = os.listdir(folder)
@@ -1020,14 +1067,25 @@ def new_predictor(folder, gpu, threads, tensorrt, batch_shape):
         config.enable_mkldnn()
         config.set_cpu_math_library_num_threads(threads)
         describe = "CPU, oneDNN, %d threads" % threads
+        for name in deleted_passes:
+            config.delete_pass(name)
+        if deleted_passes:
+            describe += ", without " + ", ".join(deleted_passes)
     config.set_optim_cache_dir(folder)  # what the optimiser caches stays in the temp folder
     config.disable_glog_info()
     return inference.create_predictor(config), describe
 
 
+# The first-batch check's tolerance (check_same_outputs), as the report states it.
+AGREEMENT_TOLERANCE = {"max_abs_diff_over_scale": 1e-3, "argmax_equal": 0.99}
+
+
 def check_same_outputs(reference, outputs):
-    """Raise unless the predictor's first outputs match dygraph's on their first images
-    (reference): features within 1e-3 of their scale, argmax equal on 99% of the steps."""
+    """The agreement of the predictor's first outputs with dygraph's on their first images
+    (reference), or a ValueError unless the features are within 1e-3 of their scale (the
+    largest magnitude) and the argmax equal on 99% of the steps. The figures: the largest
+    absolute difference, it over the scale, the largest relative L2 difference of one time
+    step's feature vector, the share of equal argmax steps."""
     ref_feats, ref_idx = reference
     ref_feats = ref_feats.numpy() if hasattr(ref_feats, "numpy") else np.asarray(ref_feats)
     feats, class_idx = outputs[0][: len(ref_feats)], outputs[1][: len(ref_feats)]
@@ -1035,11 +1093,91 @@ def check_same_outputs(reference, outputs):
         raise ValueError("the converted model returns features %s and classes %s, dygraph %s and %s"
                          % (feats.shape, class_idx.shape, ref_feats.shape, ref_idx.shape))
     scale = max(float(np.abs(ref_feats).max()), 1e-6)
-    diff = float(np.abs(feats - ref_feats).max())
+    delta = feats.astype(np.float64) - ref_feats
+    diff = float(np.abs(delta).max())
+    step_norms = np.maximum(np.linalg.norm(ref_feats.astype(np.float64), axis=-1), 1e-12)
     agree = float(np.mean(class_idx == ref_idx))
-    if diff > 1e-3 * scale or agree < 0.99:
+    if diff > AGREEMENT_TOLERANCE["max_abs_diff_over_scale"] * scale or agree < AGREEMENT_TOLERANCE["argmax_equal"]:
         raise ValueError("the converted model's outputs differ from dygraph's (features by %.3g of %.3g, "
                          "argmax equal on %.1f%% of the steps)" % (diff, scale, 100 * agree))
+    return {"images": len(ref_feats), "max_abs_diff": diff, "feature_scale": scale,
+            "max_abs_diff_over_scale": diff / scale,
+            "max_step_relative_l2": float((np.linalg.norm(delta, axis=-1) / step_norms).max()),
+            "argmax_equal": agree, "tolerance": AGREEMENT_TOLERANCE}
+
+
+# Paddle 2.x's oneDNN self_attention_fuse_pass runs AVX-512 code on any CPU and dies of
+# SIGILL on those without it (AMD EPYC/Ryzen, older Intel): Paddle issues 60477, 64852,
+# 70156, PaddleOCR 11597; deleting the pass is the known workaround. Paddle 3's pass does
+# not crash there (v3.x exports measured on an AMD EPYC without AVX-512).
+FUSE_PASS_CRASH = ("self_attention_fuse_pass", "avx512f")
+
+
+def passes_to_delete(paddle_version, flags):
+    """([pass names], why) the CPU predictor is built without: self_attention_fuse_pass on
+    Paddle 2.x unless the CPU flags (None: unknown) show AVX-512 Foundation."""
+    pass_name, flag = FUSE_PASS_CRASH
+    major = int(str(paddle_version).split(".")[0] or 0)
+    if major >= 3 or major == 0:  # 0.0.0: a develop build, whose version says nothing
+        return [], None
+    if flags is not None and flag in flags:
+        return [], None
+    cpu = "a CPU without AVX-512 (no %s flag)" % flag if flags is not None else "a CPU whose flags are unknown"
+    return [pass_name], "Paddle %s on %s: the pass dies of SIGILL there" % (paddle_version, cpu)
+
+
+def cpu_flags(path="/proc/cpuinfo"):
+    """The CPU's feature flags (the first `flags` line of /proc/cpuinfo), None if unknown."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() == "flags":
+                    return set(value.split())
+    except OSError:
+        pass
+    return None
+
+
+class EngineWatch:
+    """What the kit reads when this rank dies of a native signal (SIGILL, SIGSEGV, ...) while
+    the inference engine is built or runs its first batch, where a Python exception would
+    have been caught and answered by the dygraph fallback: the step it was in and, from
+    faulthandler, the signal. Then nothing is written yet, and the kit reruns the export on
+    dygraph. A file <ENGINE_STATE_ENV>.<rank> outside the clone, in the folder where the
+    converted model goes too; without the variable (the script run by hand) it does nothing."""
+
+    def __init__(self, rank, wanted):
+        base = os.environ.get(ENGINE_STATE_ENV)
+        self.path = base and "%s.%d" % (base, rank)
+        self.folder = base and os.path.dirname(base)
+        self.wanted, self.file, self._was_enabled = wanted, None, False
+
+    def enter(self, phase):
+        if not self.path:
+            return
+        import faulthandler
+
+        if self.file is None:
+            self.file = open(self.path, "w", encoding="utf-8")
+            self._was_enabled = faulthandler.is_enabled()
+            faulthandler.enable(self.file)  # chains to Paddle's own handler, which prints its C++ stack
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write("%s %s\n" % (phase, self.wanted))
+        self.file.flush()
+
+    def leave(self):
+        if self.file is None:
+            return
+        import faulthandler
+
+        faulthandler.disable()
+        if self._was_enabled:  # the user's PYTHONFAULTHANDLER / -X faulthandler
+            faulthandler.enable()
+        self.file.close()
+        os.unlink(self.path)
+        self.file = None
 
 
 class stdout_silenced:
@@ -1082,11 +1220,16 @@ def write_centers(config, acc, dict_chars, run_info, logger):
             "no training image was recognised exactly (%d seen), so there is nothing to average; "
             "pass a trained CHECKPOINT for this config" % acc.images_seen
         )
+    import paddle
+
     centers = acc.centers()
     out, report_path = output_paths(config)
-    meta = dict(images_seen=acc.images_seen, images_used=acc.images_used, model=run_info["model"],
+    meta = dict(paddle=paddle.__version__, images_seen=acc.images_seen, images_used=acc.images_used, model=run_info["model"],
                 checkpoint=run_info["weights"].path, weights_source=run_info["weights"].source,
-                mode=config["Export"]["mode"], engine=run_info["engine"], release=os.environ.get("PADDLEOCR_RELEASE"),
+                mode=config["Export"]["mode"], engine=run_info["engine"], engine_agreement=run_info["engine_agreement"],
+                engine_fallback=config["Export"].get("engine_fallback"), release=os.environ.get("PADDLEOCR_RELEASE"),
+                series=os.environ.get("PPOCR_CENTER_KIT_SERIES"),  # the kit's choice; proven: a release its table lists
+                release_proven={"1": True, "0": False}.get(os.environ.get("PPOCR_CENTER_KIT_RELEASE_PROVEN")),
                 seconds=run_info["timing"]["loop"], seconds_by_part=run_info["timing"], output=out,
                 lines_read_per_label_file=run_info["lines_read"])
     report = summarize(centers, acc.counts, dict_chars, meta)

@@ -13,8 +13,9 @@ from .patch_queue import PatchQueue, read_manifest
 from .patched_run import report_kept_edits, run_patched
 from .supervise import launcher
 from .tree import TreeLock, find_tree
-from . import train_cmd
-from .train_cmd import cmd_train  # noqa: F401 (main dispatches on the command's name)
+from . import ab, train_cmd
+from .ab import cmd_ab  # noqa: F401 (main dispatches on the command's name)
+from .train_cmd import cmd_train  # noqa: F401
 
 
 def make_export_command(tree, python, config, checkpoint, output, opts, **variables):
@@ -38,13 +39,16 @@ def cmd_status(a):
         print("state    OPEN RUN (%s, series %s): run `make revert` to restore %s" % (m["phase"], m["series"], ", ".join(m["files"])))
         return 1
     try:
-        version, source = releases.detect_version(tree)
-        series = releases.series_for(version)
-        print("release  %s (from %s), series %s" % (version, source, series))
+        q, version = PatchQueue.for_tree(tree, quiet=True)
     except KitError as e:
         print("release  unknown: %s" % e)
         return 1
-    q = PatchQueue(tree, series)
+    try:
+        source = releases.detect_version(tree)[1]
+    except KitError:
+        source = "no tag, no version file"
+    print("release  %s (from %s), series %s%s" % (version, source, q.series, "" if q.proven else " (not yet proven: "
+                                                 "the first series that applies cleanly; the release table does not list it)"))
     status, detail = q.detect()
     print("patches  %s%s" % (status, ": " + "; ".join(detail) if detail else ""))
     if status == "conflict":
@@ -62,7 +66,8 @@ def cmd_check(a):
         raise KitError("the %s series is already applied to %s; `make revert` removes it" % (q.series, tree))
     if status != "unapplied":
         raise KitError("the %s series does not apply cleanly to %s (%s: %s); %s" % (q.series, tree, status, "; ".join(detail), q.advice(version)))
-    print("ok: PaddleOCR %s, series %s applies cleanly (%s)" % (version, q.series, ", ".join(os.path.basename(p) for p in q.patches)))
+    print("ok: PaddleOCR %s, series %s applies cleanly (%s)%s" % (version, q.series, ", ".join(os.path.basename(p) for p in q.patches),
+                                                                 "" if q.proven else "; this release is not yet proven by the kit's tests"))
     return 0
 
 
@@ -146,6 +151,7 @@ def main(argv=None):
                 s.add_argument("--" + opt, default="")
             s.add_argument("--force", default="")
     train_cmd.add_arguments(sub.add_parser("train"))  # make train / make train-config
+    ab.add_arguments(sub.add_parser("ab"))
     r = sub.add_parser("refresh")
     r.add_argument("--check", action="store_true", help="exit 1 if a patch is stale, change nothing")
     a = p.parse_args(argv)

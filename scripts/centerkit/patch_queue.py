@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import sys
 
 from . import KitError, releases
 from .faults import fault_point
@@ -83,17 +84,45 @@ class PatchQueue:
         self.patches = series_patches(series)
         self.state = state_dir(self.tree)
         self.kept_edits = []  # (file, copy of the edits made to it while patched)
+        self.proven, self.note = True, None  # False: a release the table does not list (for_tree)
         self.reverted = None  # what the revert at the end of applied() did
         self.conflicts = []  # what detect() found in the way [(patch, file, kind)]
 
     @classmethod
-    def for_tree(cls, tree, for_revert=False):
-        """(queue, release) of the tree's release; for a revert, an open run's own series."""
+    def for_tree(cls, tree, for_revert=False, quiet=False):
+        """(queue, release) of the tree's release; for a revert, an open run's own series.
+        A release the table does not list (or a tree without a version) gets the first of
+        releases.candidate_series that applies cleanly or is applied, with a note (unless
+        quiet) that it is not yet proven; queue.proven says which."""
         m = read_manifest(tree) if for_revert else None
         if m is not None:
             return cls(tree, m["series"]), m.get("release")
-        version, _ = releases.detect_version(tree)
-        return cls(tree, releases.series_for(version)), version
+        try:
+            version, source = releases.detect_version(tree)
+        except KitError:
+            version, source = None, None
+        series = releases.listed_series(version)
+        if series is not None:
+            return cls(tree, series), version
+        if version is not None and releases.parse_version(version) is None:
+            raise KitError("%r is not a PaddleOCR version; set PADDLEOCR_VERSION=vX.Y.Z" % version)
+        conflicts = []
+        for series in releases.candidate_series(version):
+            q = cls(tree, series)
+            status, detail = q.detect()
+            if status in ("unapplied", "applied"):
+                q.proven = False
+                what = "PaddleOCR %s (%s)" % (version, source) if version else "this tree (no tag, no version file)"
+                q.note = ("%s is not in the release table; series %s applies cleanly and is used: this release "
+                          "is not yet proven by the kit's tests (maintainers: make add-release)" % (what, series))
+                if not quiet:
+                    print("ppocr-center-kit: note: %s" % q.note, file=sys.stderr, flush=True)
+                return q, version or "unknown"
+            conflicts.append("%s: %s" % (series, "; ".join(detail) or status))
+        what = "PaddleOCR %s" % version if version else "%s (no tag, no version file)" % tree
+        raise KitError("%s is not in the release table and no patch series applies cleanly to it (%s); check out a "
+                       "supported tag (patches/releases.tsv), or set PADDLEOCR_VERSION=<the release your tree matches>"
+                       % (what, conflicts[0]))
 
     # -- git apply ------------------------------------------------------------------
     def _git_apply(self, *args):

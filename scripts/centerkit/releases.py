@@ -1,7 +1,10 @@
 """Which PaddleOCR release a tree is, and which patch series fits it.
 
 patches/releases.tsv is the one table of supported releases; everything (series
-selection, `make check`, the tests) reads it through this module.
+selection, `make check`, the tests) reads it through this module. A release it lists is
+proven by the tests; one it does not list (a newer tag, an untagged commit) gets the first
+candidate series that applies cleanly (PatchQueue.for_tree), and every command says it is
+not yet proven.
 """
 
 import os
@@ -37,23 +40,34 @@ def parse_version(text):
     return tuple(int(g or 0) for g in m.groups()) if m else None
 
 
-def series_for(version, table=None):
-    """The series name for a version: its listed release, else its major.minor line's."""
+def listed_series(version, table=None):
+    """The series of a release the table lists (proven by the tests), else None."""
     table = load_table() if table is None else table
-    parsed = parse_version(version)
-    if parsed is None:
+    parsed = parse_version(version) if version else None
+    return next((rel.series for rel in table if parsed and parse_version(rel.name) == parsed), None)
+
+
+def series_for(version, table=None):
+    """The series of a listed release, or a KitError: for a tree, PatchQueue.for_tree also
+    tries the series on releases the table does not list (candidate_series)."""
+    table = load_table() if table is None else table
+    if parse_version(version) is None:
         raise KitError("%r is not a PaddleOCR version; set PADDLEOCR_VERSION=vX.Y.Z" % version)
-    for rel in table:
-        if parse_version(rel.name) == parsed:
-            return rel.series
-    line = {rel.series for rel in table if parse_version(rel.name)[:2] == parsed[:2]}
-    if len(line) == 1:
-        return line.pop()
-    supported = "%s ... %s" % (table[0].name, table[-1].name)
-    raise KitError(
-        "PaddleOCR %s is not supported (supported: %s); check out a supported tag, or set "
-        "PADDLEOCR_VERSION=<the release your tree matches>" % (version, supported)
-    )
+    series = listed_series(version, table)
+    if series is None:
+        raise KitError("PaddleOCR %s is not in the release table (%s ... %s)" % (version, table[0].name, table[-1].name))
+    return series
+
+
+def candidate_series(version, table=None):
+    """The series to dry-run on a release the table does not list, in order: those of the
+    listed releases of its major.minor line (the likeliest fit), then every series from the
+    newest to the oldest."""
+    table = load_table() if table is None else table
+    parsed = parse_version(version) if version else None
+    newest_first = list(dict.fromkeys(rel.series for rel in reversed(table)))
+    line = [rel.series for rel in reversed(table) if parsed and parse_version(rel.name)[:2] == parsed[:2]]
+    return list(dict.fromkeys(line + newest_first))
 
 
 def _tree_version(tree):
@@ -89,7 +103,8 @@ def _git_tag(tree):
 
 def detect_version(tree, environ=None):
     """(version, where it came from). PADDLEOCR_VERSION wins when set, so a tree whose tag
-    or version file says something misleading (a release-branch cut) can be pinned."""
+    or version file says something misleading (a release-branch cut) can be pinned; a
+    KitError when the tree says nothing (PatchQueue.for_tree then dry-runs every series)."""
     environ = os.environ if environ is None else environ
     if environ.get("PADDLEOCR_VERSION"):
         return environ["PADDLEOCR_VERSION"], "PADDLEOCR_VERSION"

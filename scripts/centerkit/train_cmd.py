@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import LOSS_SOURCE, KitError, files, preflight
+from . import LOSS_SOURCE, KitError, files, preflight, train_progress
 from . import train_config as tc
 from .export_script import export_script as ec
 from .patched_run import run_patched
@@ -40,8 +40,8 @@ def _weight(text):
         value = float(text)
     except ValueError:
         value = -1
-    if not value > 0:
-        raise KitError("CENTER_WEIGHT=%s is not a positive number; pass e.g. CENTER_WEIGHT=0.05" % text)
+    if not value >= 0:  # 0: the same code path without the pull, make ab's control arm
+        raise KitError("CENTER_WEIGHT=%s is not a number >= 0; pass e.g. CENTER_WEIGHT=0.05" % text)
     return value
 
 
@@ -146,4 +146,6 @@ def cmd_train(a):
               "  python tools/train.py -c %s" % shlex.quote(os.path.relpath(path, tree) if path.startswith(tree + os.sep) else path))
         return 0
     launch, launch_env = launcher(a.nproc, bool(derived["Global"].get("use_gpu")), python)
-    return run_patched(tree, [python, *launch, "tools/train.py", "-c", path], env=launch_env)
+    log = os.path.join(os.path.dirname(path), "train.log")  # tools/program.py's, in Global.save_model_dir
+    with train_progress.reporting("make train", log):
+        return run_patched(tree, [python, *launch, "tools/train.py", "-c", path], env=launch_env)
