@@ -200,7 +200,7 @@ class PatchQueue:
         """The next step that clears self.conflicts: for edits not committed, git diff /
         git stash / git checkout; for committed ones (git stash cannot help), a checkout of
         the release; for a file the series creates, found already there, removing it."""
-        tag = release or "<the release tag>"
+        tag = release if release and releases.parse_version(release) else "<the release tag>"
         edited = [p for _, p, kind in self.conflicts if kind in ("failed", "missing")]
         steps = []
         if edited and git_dir(self.tree) is None:
