@@ -14,6 +14,8 @@ OUTPUT   ?=
 OPTS     ?=
 FORCE    ?=
 CENTERS  ?=
+DATA     ?=
+BASELINE ?=
 DICT     ?=
 NPROC    ?=
 CENTER_WEIGHT ?=
@@ -33,7 +35,7 @@ TREE_ARG = --tree "$(PADDLEOCR)"
 KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 .DEFAULT_GOAL := help
-.PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench train train-config
+.PHONY: help setup export confusions check apply revert status refresh demo test inspect validate smoke bench train train-config
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,6 +53,11 @@ setup: $(VENV)/.installed ## create .venv with the kit, paddlepaddle (CPU) and t
 export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOINT= MODEL= MODE=eval|train ENGINE=auto|inference|dygraph OUTPUT= OPTS= FORCE=1 NPROC=N]
 	@$(KITPY) export $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" --mode "$(MODE)" --engine "$(ENGINE)" \
 		--output "$(OUTPUT)" --opts "$(OPTS)" --force "$(FORCE)" --python "$(PYTHON)" --nproc "$(NPROC)"
+
+confusions: ## which characters the model confuses, per pair (series applied, reverted): CONFIG= CHECKPOINT= [MODEL= DATA=eval|train ENGINE= OUTPUT=confusions.json CENTERS= BASELINE= OPTS= FORCE=1 NPROC=N]
+	@$(KITPY) confusions $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" --data "$(DATA)" \
+		--engine "$(ENGINE)" --output "$(OUTPUT)" --centers "$(CENTERS)" --baseline "$(BASELINE)" --opts "$(OPTS)" \
+		--force "$(FORCE)" --python "$(PYTHON)" --nproc "$(NPROC)"
 
 TRAIN_ARGS = $(TREE_ARG) --config "$(CONFIG)" --centers "$(CENTERS)" --center-weight "$(CENTER_WEIGHT)" \
 	--model "$(MODEL)" --checkpoint "$(CHECKPOINT)" --opts "$(OPTS)" --python "$(PYTHON)" --nproc "$(NPROC)"

@@ -84,22 +84,22 @@ def sample_lines(path, count=SAMPLE_LINES):
     return out
 
 
-def check_data(tree, ds):
-    """The data folder, each label file, and a bounded sample of their lines: the cost does
-    not grow with the data set."""
+def check_data(tree, ds, section="Train"):
+    """The data folder, each label file, and a bounded sample of their lines of the dataset
+    ds of a config's section (Train, Eval): the cost does not grow with the data set."""
     data_dir = _in_tree(tree, ds.get("data_dir") or ".")
     if not os.path.isdir(data_dir):
-        raise KitError("Train.dataset.data_dir %s does not exist; fix it in the config or OPTS" % ds.get("data_dir"))
+        raise KitError("%s.dataset.data_dir %s does not exist; fix it in the config or OPTS" % (section, ds.get("data_dir")))
     if ds.get("name") == "LMDBDataSet":
         return
     labels = export_script.label_files(ds)
     if not labels:
-        raise KitError("Train.dataset.label_file_list is empty; name the training label files")
+        raise KitError("%s.dataset.label_file_list is empty; name the %s label files" % (section, section))
     delimiter = ds.get("delimiter", "\t")
     for label_file in labels:
         path = _in_tree(tree, label_file)
         if not os.path.isfile(path):
-            raise KitError("label file %s does not exist; fix Train.dataset.label_file_list" % label_file)
+            raise KitError("label file %s does not exist; fix %s.dataset.label_file_list" % (label_file, section))
         sample = [(w, l.decode("utf-8", "replace").rstrip("\r\n")) for w, l in sample_lines(path)]
         if not any(line.strip() for _, line in sample):
             raise KitError("label file %s is empty; it needs `image<TAB>label` lines" % label_file)
