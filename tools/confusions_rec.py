@@ -122,7 +122,7 @@ def scored(ec, config, rows, meta):
     metric = rec_metric(ec, config)
     lines = []
     for _, image, label, pred, target in sorted(rows):
-        right = metric([(pred, 1.0)], [(target, 1.0)])["acc"] > 0.5  # of one line: 1/(1 + eps) or 0
+        right = metric(([(pred, 1.0)], [(target, 1.0)]))["acc"] > 0.5  # of one line: 1/(1 + eps) or 0
         lines.append(dict(image=image, label=label, prediction=pred, correct=bool(right),
                           compared=[compared(metric, label), compared(metric, pred)]))
     acc = metric.get_metric()["acc"]

@@ -132,10 +132,8 @@ def cmd_confusions(a):
     baseline = read_json_input(a.baseline, "BASELINE", a.invoked_from) if a.baseline else None
     centers = read_centers(a.centers, a.invoked_from) if a.centers else None
     opts = model_opts(a)
-    checked = preflight.check(tree, config, opts)
     section = "Eval" if data == "eval" else "Train"
-    if data == "eval":
-        preflight.check_data(tree, checked["Eval"]["dataset"], "Eval")
+    checked = preflight.check(tree, config, opts, section)
     label_files = [dict(path=os.path.join(tree, f), sha256=confusions.sha256(os.path.join(tree, f)),
                         lines=export_script.count_lines(os.path.join(tree, f)))
                    for f in export_script.label_files(checked[section]["dataset"])]

@@ -205,6 +205,7 @@ def matrix_png(summary, pairs=MATRIX_PAIRS):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import LogNorm
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     top = summary["pairs"][:pairs]
     if not top:
@@ -225,7 +226,7 @@ def matrix_png(summary, pairs=MATRIX_PAIRS):
     image = ax.imshow(shown_m, cmap="viridis", norm=LogNorm(vmin=1, vmax=max(m.max(), 2)))
     index = {p["label_char"]: p["label_index"] for p in top}
     index.update((p["predicted_char"], p["predicted_index"]) for p in top)
-    names = ["%s %s" % (shown(c), index_text(index[c])) for c in chars]
+    names = ["%s (%s)" % (shown(c), index_text(index[c])) for c in chars]
     ax.set_xticks(range(len(chars)), names, rotation=90, fontsize=8)
     ax.set_yticks(range(len(chars)), names, fontsize=8)
     for (r, c), v in np.ndenumerate(m):
@@ -234,7 +235,9 @@ def matrix_png(summary, pairs=MATRIX_PAIRS):
     ax.set_xlabel("predicted (character, class index)")
     ax.set_ylabel("label (character, class index)")
     ax.set_title("the %d most confused pairs; diagonal: read right" % len(top))
-    fig.colorbar(image, ax=ax, shrink=0.8, label="count")
+    bar = fig.colorbar(image, ax=ax, shrink=0.8, label="count")
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "%g" % v))  # 1, 10, 100: not 10^0
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
     out = io.BytesIO()
     fig.savefig(out, format="png")
     return out.getvalue()
