@@ -31,8 +31,11 @@ def cer_change_interval(before_edits, after_edits, label_chars, seed=BOOTSTRAP_S
     change = float(cer_change(before, after, chars))
     if len(chars) < 2 or np.all(after - before == 0):  # nothing to resample: the change is exact
         return change, change, change
-    res = bootstrap((before, after, chars), cer_change, paired=True, vectorized=True, n_resamples=resamples,
-                    confidence_level=1 - ALPHA, method="percentile", rng=np.random.default_rng(seed))
+    options = dict(paired=True, vectorized=True, n_resamples=resamples, confidence_level=1 - ALPHA, method="percentile")
+    try:
+        res = bootstrap((before, after, chars), cer_change, rng=np.random.default_rng(seed), **options)
+    except TypeError:  # scipy < 1.15 (Paddle 2.6's environment) names it random_state
+        res = bootstrap((before, after, chars), cer_change, random_state=np.random.default_rng(seed), **options)
     return change, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
