@@ -39,7 +39,7 @@ KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) MODE(=eval) ENGINE(=auto) OUTPUT(=train_center.pkl) CENTERS CENTER_WEIGHT OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
+	@echo "  variables: CONFIG CHECKPOINT MODEL(=Student) MODE(=eval) ENGINE(=auto) OUTPUT(=train_center.pkl) CENTERS CENTER_WEIGHT DATA(=eval) BASELINE OPTS='-o K=v' PADDLEOCR FORCE=1 NPROC(=1) PYTHON"
 
 $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 	python3 -m venv "$(VENV)"
