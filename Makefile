@@ -14,6 +14,8 @@ OUTPUT   ?=
 OPTS     ?=
 FORCE    ?=
 CENTERS  ?=
+DATA     ?=
+BASELINE ?=
 DICT     ?=
 NPROC    ?=
 VERBOSE  ?=
@@ -37,7 +39,7 @@ TREE_ARG = --tree "$(PADDLEOCR)"
 KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 .DEFAULT_GOAL := help
-.PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench train train-config ab
+.PHONY: help setup export check apply revert status refresh demo test inspect validate smoke bench train train-config ab confusions
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +60,10 @@ help: ## this list
 	@echo "    OPTS=                   config overrides: OPTS='-o Key=value ...'"
 	@echo "    FORCE=                  off; FORCE=1 replaces existing outputs"
 	@echo "    NPROC=1                 processes, under paddle.distributed.launch"
+	@echo "    DATA=eval               confusions: eval (the Eval set) or train (the Train lines)"
+	@echo "    BASELINE=               confusions: an earlier confusions.json on the same lines, to compare with"
+	@echo "    EPOCHS=                 ab: fine-tuning epochs per run (default: the config's Global.epoch_num)"
+	@echo "    RUNS=3                  ab: seeds per arm"
 	@echo "    DICT=                   inspect: the dictionary, to name the characters without a center"
 	@echo "    PADDLEOCR=              the PaddleOCR clone (default: the clone around the folder make runs in)"
 	@echo "    PYTHON=                 the Python with Paddle (default: the kit's .venv/bin/python if it exists, else python3)"
@@ -84,6 +90,11 @@ setup: $(VENV)/.installed ## create .venv with the kit, paddlepaddle (CPU) and t
 export: ## apply the series, export centers, revert (always): CONFIG= [CHECKPOINT= MODEL= MODE=eval|train ENGINE=auto|inference|dygraph OUTPUT= OPTS= FORCE=1 NPROC=N]
 	@$(KITPY) export $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" --mode "$(MODE)" --engine "$(ENGINE)" \
 		--output "$(OUTPUT)" --opts "$(OPTS)" --force "$(FORCE)" --python "$(PYTHON)" --nproc "$(NPROC)"
+
+confusions: ## which characters the model confuses, per pair (series applied, reverted): CONFIG= CHECKPOINT= [MODEL= DATA=eval|train ENGINE= OUTPUT=confusions.json CENTERS= BASELINE= OPTS= FORCE=1 NPROC=N]
+	@$(KITPY) confusions $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --model "$(MODEL)" --data "$(DATA)" \
+		--engine "$(ENGINE)" --output "$(OUTPUT)" --centers "$(CENTERS)" --baseline "$(BASELINE)" --opts "$(OPTS)" \
+		--force "$(FORCE)" --python "$(PYTHON)" --nproc "$(NPROC)"
 
 TRAIN_ARGS = $(TREE_ARG) --config "$(CONFIG)" --centers "$(CENTERS)" --center-weight "$(CENTER_WEIGHT)" \
 	--model "$(MODEL)" --checkpoint "$(CHECKPOINT)" --opts "$(OPTS)" --python "$(PYTHON)" --nproc "$(NPROC)"

@@ -229,15 +229,17 @@ def _multihead_channels(char_num, post_name, sar, nrtr, prefix=""):
     return channels
 
 
-def derive_export_config(config, char_num):
+def derive_export_config(config, char_num, data="train"):
     """Turn a checked training config (check_rec_ctc_config) into the one export builds, in
-    memory (the YAML is never edited); returns the exported model name.
+    memory (the YAML is never edited); returns the exported model name. data: whose samples
+    the Eval pipeline reads, the Train set's (the export) or the Eval set's own (`make
+    confusions` DATA=eval), in either case every line once and in order.
 
     - Head channels as tools/train.py computes them;
     - only the chosen sub-model of a Distillation config is built, without its `pretrained`
       path (upstream loads that while building, leniently: weights_source names it and
       load_checkpoint loads it strictly);
-    - the Train data read through the Eval pipeline: Eval transforms, no multi-scale
+    - the data set read through the Eval pipeline: Eval transforms, no multi-scale
       sampler (the stock export copies MultiScaleDataSet onto Eval and hangs), every
       line of every label file once and in order, whatever ratio_list says (no ratio_list
       on Eval is SimpleDataSet's 1.0: no sampling).
@@ -253,8 +255,9 @@ def derive_export_config(config, char_num):
 
     train_ds, eval_ds = config["Train"]["dataset"], config["Eval"]["dataset"]
     multi_scale = ("MultiScaleDataSet", "MSTextRecDataset")  # no multi-scale sampler in Eval
-    eval_ds["name"] = "SimpleDataSet" if train_ds["name"] in multi_scale else train_ds["name"]
-    for key in DATA_SOURCE_KEYS:  # the Train data, none of the Eval set's own source keys
+    source = train_ds if data == "train" else eval_ds
+    eval_ds["name"] = "SimpleDataSet" if source["name"] in multi_scale else source["name"]
+    for key in DATA_SOURCE_KEYS if data == "train" else ():  # the Train data, none of the Eval set's own source keys
         if key in train_ds:
             eval_ds[key] = train_ds[key]
         else:

@@ -5,9 +5,10 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 
 from . import KIT_ROOT, KitError, files, flag, run_tool
-from . import chart, patchfile, preflight, releases
+from . import chart, confusions, patchfile, preflight, releases
 from .export_script import export_script
 from .patch_queue import PatchQueue, read_manifest
 from .patched_run import report_kept_edits, run_patched
@@ -90,9 +91,9 @@ def cmd_revert(a):
     return 0
 
 
-def cmd_export(a):
-    tree = find_tree(a.tree, a.invoked_from)
-    config = preflight.resolve_config(tree, a.config, a.invoked_from)
+def model_opts(a):
+    """OPTS and what CHECKPOINT=, MODEL=, MODE=, ENGINE= ask of the export script (and of
+    confusions_rec.py, which reads them through it), as -o items."""
     opts = preflight.split_opts(a.opts)
     # Paths go as JSON strings, which YAML reads verbatim: a bare `a #1` or `a: b` would not.
     if a.checkpoint:
@@ -100,10 +101,17 @@ def cmd_export(a):
         opts.append("Export.checkpoint=%s" % json.dumps(os.path.abspath(ckpt)))
     if a.model:
         opts.append("Export.model=%s" % a.model)
-    if a.mode:
+    if getattr(a, "mode", ""):
         opts.append("Export.mode=%s" % a.mode)
     if a.engine:
         opts.append("Export.engine=%s" % a.engine)
+    return opts
+
+
+def cmd_export(a):
+    tree = find_tree(a.tree, a.invoked_from)
+    config = preflight.resolve_config(tree, a.config, a.invoked_from)
+    opts = model_opts(a)
     output = os.path.abspath(os.path.join(a.invoked_from, a.output or "train_center.pkl"))
     opts += ["Export.output=%s" % json.dumps(output), "Export.force=%s" % ("true" if a.force else "false")]
     samples_png = files.chart_path(output)
@@ -121,6 +129,84 @@ def cmd_export(a):
     if rc == 0:
         chart.write_of_report(report, samples_png, a.force)
     return rc
+
+
+def cmd_confusions(a):
+    tree = find_tree(a.tree, a.invoked_from)
+    config = preflight.resolve_config(tree, a.config, a.invoked_from)
+    data = a.data or "eval"
+    if data not in ("eval", "train"):
+        raise KitError("DATA=%s is not one of eval, train; pass DATA=eval (the Eval set) or DATA=train" % data)
+    output = os.path.abspath(os.path.join(a.invoked_from, a.output or "confusions.json"))
+    written = confusions.output_paths(output)
+    files.refuse_existing(written, a.force)  # before the run, not after
+    baseline = read_json_input(a.baseline, "BASELINE", a.invoked_from) if a.baseline else None
+    centers = read_centers(a.centers, a.invoked_from) if a.centers else None
+    opts = model_opts(a)
+    section = "Eval" if data == "eval" else "Train"
+    checked = preflight.check(tree, config, opts, section)
+    label_files = [dict(path=os.path.join(tree, f), sha256=confusions.sha256(os.path.join(tree, f)),
+                        lines=export_script.count_lines(os.path.join(tree, f)))
+                   for f in export_script.label_files(checked[section]["dataset"])]
+    if baseline is not None and confusions.same_lines(baseline, label_files):
+        raise KitError(confusions.same_lines(baseline, label_files))
+    if not os.path.isdir(os.path.dirname(output)):
+        raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
+    python = a.python or sys.executable
+    launch, launch_env = launcher(a.nproc, bool(checked["Global"].get("use_gpu")), python)
+    with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-confusions-") as tmp:
+        recognised_path = os.path.join(tmp, "recognised.json")
+        opts += ["Export.data=%s" % data, "Export.predictions=%s" % json.dumps(recognised_path)]
+        cmd = [python, *launch, os.path.join(KIT_ROOT, "tools", "confusions_rec.py"), "-c", config, "-o", *opts]
+        rc = run_patched(tree, cmd, outputs=[recognised_path], env=launch_env)
+        if rc:
+            return rc
+        with open(recognised_path, encoding="utf-8") as f:
+            recognised = json.load(f)
+    summary = confusions.summarize(recognised, label_files, centers)
+    text = confusions.format_table(summary)
+    if baseline is not None:
+        comparison, summary["baseline"] = confusions.compare(baseline, summary)
+        summary["baseline"]["file"] = os.path.abspath(os.path.join(a.invoked_from, a.baseline))
+        text += "\n" + comparison
+    json_path, tsv_path, png_path = written
+    files.write_new(tsv_path, confusions.lines_tsv(recognised, summary["per_line"]["edits"]), a.force)
+    matrix = confusions.matrix_png(summary)
+    if matrix is not None:
+        files.write_new(png_path, matrix, a.force)
+    files.write_new(json_path, confusions.to_json(summary), a.force)  # last: the run's result
+    print(text)
+    print("wrote %s, %s%s" % (json_path, tsv_path, ", " + png_path if matrix is not None else " (no substitutions: no matrix)"))
+    return 0
+
+
+def read_json_input(path, variable, invoked_from):
+    """A JSON file a variable names (BASELINE=), or KitError naming the fix."""
+    full = os.path.join(invoked_from, path)
+    try:
+        with open(full, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, ValueError) as e:
+        raise KitError("%s=%s cannot be read as JSON (%s); pass a confusions.json that `make confusions` wrote"
+                       % (variable, path, getattr(e, "strerror", None) or e))
+    if not isinstance(value, dict) or "per_line" not in value:
+        raise KitError("%s=%s is not a confusions.json of `make confusions`; pass one it wrote" % (variable, path))
+    return value
+
+
+def read_centers(path, invoked_from):
+    """CENTERS=: a centers pkl {class index: vector}, or KitError."""
+    import pickle
+
+    try:
+        with open(os.path.join(invoked_from, path), "rb") as f:
+            centers = pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError) as e:
+        raise KitError("CENTERS=%s cannot be read (%s); pass a train_center.pkl of `make export`"
+                       % (path, getattr(e, "strerror", None) or e))
+    if not isinstance(centers, dict) or not all(isinstance(k, int) for k in centers):
+        raise KitError("CENTERS=%s is not a centers pkl ({class index: center}); pass one of `make export`" % path)
+    return centers
 
 
 def cmd_refresh(a):
@@ -150,6 +236,10 @@ def main(argv=None):
             for opt in ("config", "checkpoint", "model", "mode", "engine", "output", "opts", "python", "nproc"):
                 s.add_argument("--" + opt, default="")
             s.add_argument("--force", default="")
+    c = sub.add_parser("confusions")
+    for opt in ("tree", "config", "checkpoint", "model", "data", "engine", "output", "centers", "baseline", "opts",
+                "python", "nproc", "force"):
+        c.add_argument("--" + opt, default="")
     train_cmd.add_arguments(sub.add_parser("train"))  # make train / make train-config
     ab.add_arguments(sub.add_parser("ab"))
     r = sub.add_parser("refresh")

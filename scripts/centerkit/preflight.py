@@ -81,8 +81,9 @@ def resolve_config(tree, config, invoked_from):
     raise KitError("config %s does not exist (looked in %s); pass CONFIG=<existing .yml>" % (config, where))
 
 
-def check(tree, config_path, opts):
-    """The derived config, or KitError naming what to fix."""
+def check(tree, config_path, opts, data_section="Train"):
+    """The derived config, or KitError naming what to fix; data_section: the config section
+    whose data the run reads (`make confusions` DATA=eval reads Eval's)."""
     try:
         config = export_script.load_config(config_path, export_script.parse_opts(opts))
         export_script.check_rec_ctc_config(config)
@@ -99,7 +100,7 @@ def check(tree, config_path, opts):
     dict_path = g.get("character_dict_path")
     if dict_path and not os.path.isfile(_in_tree(tree, dict_path)):
         raise KitError("dictionary %s does not exist; fix Global.character_dict_path (OPTS='-o Global.character_dict_path=...')" % dict_path)
-    check_data(tree, config["Train"]["dataset"])
+    check_data(tree, config[data_section]["dataset"], data_section)
     return config
 
 
