@@ -187,7 +187,7 @@ def without_eval(folder):
     ("no eval set", {}, "Eval.dataset.label_file_list is empty"),
     ("no ctc", {"OPTS": "-o Architecture.Head.name=SARHead"}, "not CTCHead"),
     ("baseline", {"BASELINE": "nothing.json"}, "BASELINE=nothing.json cannot be read as JSON"),
-    ("centers", {"CENTERS": "nothing.pkl"}, "CENTERS=nothing.pkl cannot be read"),
+    ("centers", {"CENTERS": "nothing.pkl"}, "nothing.pkl does not exist; pass CENTERS="),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(confusions_on, case, variables, message):
     run = confusions_on(NEWEST)

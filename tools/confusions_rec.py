@@ -82,7 +82,7 @@ def recognise(ec, config, logger):
     decode = ec.ctc_decoder(config["Global"])
     data = ec.train_images(config, device, rank, world_size, logger)
     net, _ = ec.build_exported_model(config, name, weights, logger)
-    forward = ec.Forward(net, config, device, world_size, logger)
+    forward = ec.Forward(net, config, device, rank, world_size, logger)
     dataset = getattr(data.loader.dataset, "dataset", data.loader.dataset)  # under a Subset with several ranks
     texts = line_texts(dataset, config["Eval"]["dataset"].get("delimiter", "\t"))
     indices = iter(ec.shard_indices(len(dataset), rank, world_size))

@@ -195,18 +195,11 @@ def read_json_input(path, variable, invoked_from):
 
 
 def read_centers(path, invoked_from):
-    """CENTERS=: a centers pkl {class index: vector}, or KitError."""
-    import pickle
+    """CENTERS=: a centers pkl {class index: vector}, read by the kit's one strict reader
+    (no code from the pickle runs), or KitError."""
+    from . import centers
 
-    try:
-        with open(os.path.join(invoked_from, path), "rb") as f:
-            centers = pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError) as e:
-        raise KitError("CENTERS=%s cannot be read (%s); pass a train_center.pkl of `make export`"
-                       % (path, getattr(e, "strerror", None) or e))
-    if not isinstance(centers, dict) or not all(isinstance(k, int) for k in centers):
-        raise KitError("CENTERS=%s is not a centers pkl ({class index: center}); pass one of `make export`" % path)
-    return centers
+    return centers.load(os.path.join(invoked_from, path))[0]
 
 
 def cmd_refresh(a):
