@@ -26,3 +26,20 @@ def test_a_keyboard_interrupt_traceback_is_dropped_any_other_shown():
     assert b"".join(shown(interrupted[:40], interrupted[40:], b"done\n")) == b"done\n"
     assert b"".join(shown(failed[:30], failed[30:])) == failed
     assert b"".join(shown(failed[:45])) == failed[:45]  # cut short: shown as it is
+
+
+def relayed(data):
+    import io
+    import os
+
+    read, write = os.pipe()
+    os.write(write, data)
+    os.close(write)
+    out = io.BytesIO()
+    quiet._relay(os.fdopen(read, "rb"), out)
+    return out.getvalue()
+
+
+def test_a_line_cut_short_by_the_childs_death_is_ended_for_the_kits_next_line():
+    assert relayed(b"\rexport centers:   0%| 0/3") == b"\rexport centers:   0%| 0/3\n"
+    assert relayed(b"done\n") == b"done\n" and relayed(b"") == b""

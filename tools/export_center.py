@@ -500,12 +500,14 @@ def format_report(report):
     return "\n".join("%s  %s" % (k.ljust(width), v) for k, v in rows)
 
 
+def crash_words(crash):
+    """'died of SIGILL while building ...' of a crash {signal, phase} (Export.engine_fallback)."""
+    return "died of %s while %s" % (crash.get("signal"), ENGINE_PHASES.get(crash.get("phase"), crash.get("phase")))
+
+
 def engine_fallback_note(fallback):
     """How the report's engine came to be dygraph when the kit reran a crashed export."""
-    if not isinstance(fallback, dict):
-        return ""
-    return " (rerun: the inference engine died of %s while %s)" % (
-        fallback.get("signal"), ENGINE_PHASES.get(fallback.get("phase"), fallback.get("phase")))
+    return " (rerun: the inference engine %s)" % crash_words(fallback) if isinstance(fallback, dict) else ""
 
 
 def format_agreement(agreement):
@@ -933,10 +935,8 @@ class Forward:
         wanted = self.export["engine"]
         if wanted == "dygraph":
             fallback = self.export.get("engine_fallback")
-            self.logger.info("engine: dygraph (%s)" % (
-                "the kit's rerun: the inference engine died of %s while %s" % (
-                    fallback.get("signal"), ENGINE_PHASES.get(fallback.get("phase"), fallback.get("phase")))
-                if isinstance(fallback, dict) else "ENGINE=dygraph"))
+            self.logger.info("engine: dygraph (%s)" % ("the kit's rerun: the inference engine " + crash_words(fallback)
+                                                       if isinstance(fallback, dict) else "ENGINE=dygraph"))
             return None
         if self.export["mode"] != "eval":  # check_rec_ctc_config refuses ENGINE=inference here
             self.logger.info("engine: dygraph (MODE=%s runs layers in train mode; the inference "

@@ -23,7 +23,8 @@ import sys
 
 import numpy as np
 
-from . import KIT_ROOT, KitError, files, preflight, train_progress
+from . import KIT_ROOT, KitError, files, preflight, train_cmd, train_progress
+from .export_script import export_script as ec
 from .tree import find_tree
 
 ARMS = ("control", "center")
@@ -76,7 +77,7 @@ class Plan:
         here = lambda p: os.path.abspath(os.path.join(a.invoked_from, p))  # noqa: E731
         if not a.checkpoint:
             raise KitError("no CHECKPOINT given; pass CHECKPOINT=output/<model>/best_accuracy (both arms start from it)")
-        self.checkpoint = here(a.checkpoint[: -len(".pdparams")] if a.checkpoint.endswith(".pdparams") else a.checkpoint)
+        self.checkpoint = ec.checkpoint_prefix(here(a.checkpoint))
         if not os.path.isfile(self.checkpoint + ".pdparams"):
             raise KitError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % self.checkpoint)
         if not a.centers:
@@ -85,12 +86,8 @@ class Plan:
         if not os.path.isfile(self.centers):
             raise KitError("CENTERS=%s does not exist; run make export first" % self.centers)
         self.weight = a.center_weight
-        if self.weight not in ("", None):
-            try:
-                if not float(self.weight) > 0:
-                    raise ValueError
-            except ValueError:
-                raise KitError("CENTER_WEIGHT=%s is not a positive number; the control arm is the weight 0" % self.weight)
+        if train_cmd.center_weight(self.weight) == 0:  # make train's own check first
+            raise KitError("CENTER_WEIGHT=0 is the control arm; pass the center arm's weight, e.g. CENTER_WEIGHT=0.05")
         self.runs = _count(a.runs, "RUNS", DEFAULT_RUNS)
         self.epochs = _count(a.epochs, "EPOCHS", None)
         self.model, self.opts, self.nproc, self.engine = a.model, preflight.split_opts(a.opts), a.nproc, a.engine

@@ -8,7 +8,7 @@ import sys
 import tempfile
 
 from . import KIT_ROOT, KitError, files, flag, run_tool
-from . import chart, confusions, patchfile, preflight, releases
+from . import chart, confusions, patchfile, preflight
 from .export_script import export_script
 from .patch_queue import PatchQueue, read_manifest
 from .patched_run import report_kept_edits, run_patched
@@ -44,11 +44,7 @@ def cmd_status(a):
     except KitError as e:
         print("release  unknown: %s" % e)
         return 1
-    try:
-        source = releases.detect_version(tree)[1]
-    except KitError:
-        source = "no tag, no version file"
-    print("release  %s (from %s), series %s%s" % (version, source, q.series, "" if q.proven else " (not yet proven: "
+    print("release  %s (from %s), series %s%s" % (version, q.version_source, q.series, "" if q.proven else " (not yet proven: "
                                                  "the first series that applies cleanly; the release table does not list it)"))
     status, detail = q.detect()
     print("patches  %s%s" % (status, ": " + "; ".join(detail) if detail else ""))
@@ -108,6 +104,16 @@ def model_opts(a):
     return opts
 
 
+def child_command(a, tree, checked, script, config, opts):
+    """(argv, launcher environment) of a script run in the clone by PYTHON, on NPROC
+    processes, its -o options last (run_patched's rerun on dygraph extends them); PYTHON is
+    checked for Paddle and the clone's requirements first."""
+    python = a.python or sys.executable
+    preflight.check_python(tree, python)
+    launch, launch_env = launcher(a.nproc, bool(checked["Global"].get("use_gpu")), python)
+    return [python, *launch, script, "-c", config, "-o", *opts], launch_env
+
+
 def cmd_export(a):
     tree = find_tree(a.tree, a.invoked_from)
     config = preflight.resolve_config(tree, a.config, a.invoked_from)
@@ -121,10 +127,7 @@ def cmd_export(a):
     files.refuse_existing([report], a.force)
     if not os.path.isdir(os.path.dirname(output)):
         raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
-    python = a.python or sys.executable
-    preflight.check_python(tree, python)
-    launch, launch_env = launcher(a.nproc, bool(checked["Global"].get("use_gpu")), python)
-    cmd = [python, *launch, "tools/export_center.py", "-c", config, "-o", *opts]
+    cmd, launch_env = child_command(a, tree, checked, "tools/export_center.py", config, opts)
     rc = run_patched(tree, cmd, outputs=[output, report, samples_png], env=launch_env)
     if rc == 0:
         chart.write_of_report(report, samples_png, a.force)
@@ -152,12 +155,10 @@ def cmd_confusions(a):
         raise KitError(confusions.same_lines(baseline, label_files))
     if not os.path.isdir(os.path.dirname(output)):
         raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
-    python = a.python or sys.executable
-    launch, launch_env = launcher(a.nproc, bool(checked["Global"].get("use_gpu")), python)
     with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-confusions-") as tmp:
         recognised_path = os.path.join(tmp, "recognised.json")
         opts += ["Export.data=%s" % data, "Export.predictions=%s" % json.dumps(recognised_path)]
-        cmd = [python, *launch, os.path.join(KIT_ROOT, "tools", "confusions_rec.py"), "-c", config, "-o", *opts]
+        cmd, launch_env = child_command(a, tree, checked, os.path.join(KIT_ROOT, "tools", "confusions_rec.py"), config, opts)
         rc = run_patched(tree, cmd, outputs=[recognised_path], env=launch_env)
         if rc:
             return rc

@@ -15,7 +15,6 @@ deletes the second.
 import collections
 import hashlib
 import json
-import os
 import unicodedata
 
 import numpy as np

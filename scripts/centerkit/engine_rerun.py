@@ -61,8 +61,8 @@ def crash_of(state_env, rc):
 
 
 def describe(crash):
-    return "the export%s died of %s while %s" % (
-        " (rank %d)" % crash.rank if crash.rank else "", crash.signal, export_script.ENGINE_PHASES[crash.phase])
+    return "the export%s %s" % (" (rank %d)" % crash.rank if crash.rank else "",
+                                export_script.crash_words({"signal": crash.signal, "phase": crash.phase}))
 
 
 def refusal(crash):

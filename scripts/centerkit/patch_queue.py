@@ -85,6 +85,7 @@ class PatchQueue:
         self.state = state_dir(self.tree)
         self.kept_edits = []  # (file, copy of the edits made to it while patched)
         self.proven, self.note = True, None  # False: a release the table does not list (for_tree)
+        self.version_source = None  # where for_tree read the release (a tag, a file, PADDLEOCR_VERSION)
         self.reverted = None  # what the revert at the end of applied() did
         self.conflicts = []  # what detect() found in the way [(patch, file, kind)]
 
@@ -100,10 +101,12 @@ class PatchQueue:
         try:
             version, source = releases.detect_version(tree)
         except KitError:
-            version, source = None, None
+            version, source = None, "no tag, no version file"
         series = releases.listed_series(version)
         if series is not None:
-            return cls(tree, series), version
+            q = cls(tree, series)
+            q.version_source = source
+            return q, version
         if version is not None and releases.parse_version(version) is None:
             raise KitError("%r is not a PaddleOCR version; set PADDLEOCR_VERSION=vX.Y.Z" % version)
         conflicts = []
@@ -111,8 +114,8 @@ class PatchQueue:
             q = cls(tree, series)
             status, detail = q.detect()
             if status in ("unapplied", "applied"):
-                q.proven = False
-                what = "PaddleOCR %s (%s)" % (version, source) if version else "this tree (no tag, no version file)"
+                q.proven, q.version_source = False, source
+                what = "PaddleOCR %s (%s)" % (version, source) if version else "this tree (%s)" % source
                 q.note = ("%s is not in the release table; series %s applies cleanly and is used: this release "
                           "is not yet proven by the kit's tests (maintainers: make add-release)" % (what, series))
                 if not quiet:

@@ -87,15 +87,19 @@ def _relay(source, target):
     gone (`make export | head`), go on reading: a child writing to a full pipe would hang."""
     f = Filter()
     out = target.buffer if hasattr(target, "buffer") else target
+    last = b"\n"
     while True:
         data = os.read(source.fileno(), 65536)
         shown = f.feed(data) if data else f.close()
+        if not data and not last.endswith(b"\n"):  # a child killed mid-line (a progress bar):
+            shown += b"\n"  # end it, so the kit's next line starts a line of its own
         if shown and out is not None:
             try:
                 out.write(shown)
                 out.flush()
             except (OSError, ValueError):  # a closed pipe or file
                 out = None
+        last = shown[-1:] or last
         if not data:
             break
     source.close()

@@ -33,7 +33,8 @@ def _abs(path, base):
     return os.path.abspath(os.path.join(base, path))
 
 
-def _weight(text):
+def center_weight(text):
+    """CENTER_WEIGHT= as a float >= 0 (None when empty), or KitError."""
     if text in (None, ""):
         return None
     try:
@@ -111,7 +112,7 @@ def derive(a):
         config = ec.load_config(config_path, ec.parse_opts(opts))
     except ec.ExportError as e:
         raise KitError(str(e))
-    weight = _weight(a.center_weight)
+    weight = center_weight(a.center_weight)
     chosen = tc.chosen_models(config, a.model)
     tc.check(config, chosen)
     if not a.centers:
