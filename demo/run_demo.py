@@ -1,16 +1,20 @@
-"""`make demo`: the kit's built-in default, end to end on 2 CPU cores in a few minutes.
+"""`make demo`: the kit's built-in default, end to end on 2 CPU cores within 10 minutes;
+`make demo-ab`: the same model, the README's longer A/B comparison.
 
 1. finds a PaddleOCR clone (PADDLEOCR=, else the clone the kit or the current folder sits
    in, else a shallow clone of the newest supported tag);
 2. installs the clone's own requirements into the kit's .venv if they are missing;
-3. renders a synthetic digit set (synth_dataset.py);
+3. renders look-alike glyphs (synth_dataset.LOOKALIKE_ALPHABET: 0 O D Q, 1 I l 7, 5 S,
+   8 B, 2 Z, 6 G in OpenCV's Hershey fonts, some italic, with noise; the Eval lines from
+   another seed than the Train lines);
 4. trains configs/tiny_distill_ctc_nrtr.yml (Teacher/Student, MultiHead CTC+NRTR) with
    the clone's tools/train.py (the checkpoint is cached in demo-output/ for later runs);
-5. runs `make export` on it and prints what the pkl holds;
-6. fine-tunes the Student with its own centers (`make train`, CenterLoss on the Student,
-   FINETUNE_EPOCHS epochs) and prints, before and after, the center loss and the mean
-   distance of each recognised step's feature to its own class center over the mean
-   distance to the nearest other center (center_figures.py; same centers both times).
+5. `make export`: the Student's centers, and what the pkl holds;
+6. `make confusions` on the Eval lines with those centers: which look-alikes the model
+   confuses, and how far apart their centers are;
+7. `make ab`: fine-tunes the Student from that checkpoint with CenterLoss and, as the
+   control, with the center weight 0, the same seeds and epochs, and says whether CenterLoss
+   changed the errors (RUNS=1 here: one pair of runs says little; `make demo-ab` runs 5).
 
 Run by the Makefile, which puts the kit's scripts/ on PYTHONPATH.
 """
@@ -27,14 +31,17 @@ import sys
 from centerkit import KIT_ROOT as KIT
 from centerkit import KitError, files, releases, run_tool, train_progress
 from centerkit.commands import cmd_check, make_export_command
+from centerkit.supervise import interrupt_on_term, run_kit
 from centerkit.tree import find_tree, tool_arguments
 
 UPSTREAM_URL = "https://github.com/PaddlePaddle/PaddleOCR.git"
 CONFIG = os.path.join(KIT, "configs", "tiny_distill_ctc_nrtr.yml")
 OUT = os.path.join(KIT, "demo-output")
-EPOCHS = 12
-FINETUNE_EPOCHS = 4
-N_TRAIN, MAX_LEN = 600, 3
+# The data set and training: measured to fit the 10 minutes on 2 cores (docs/training.md)
+# and to leave the model look-alike errors to count.
+DATA = dict(n_train=600, n_val=200, seed=0, val_seed=1, max_len=2, italic=0.3)
+EPOCHS, BATCH = 16, 16
+AB_EPOCHS, CENTER_WEIGHT = 3, "0.05"
 
 
 def get_tree(given, invoked_from):
@@ -73,95 +80,92 @@ def ensure_requirements(tree):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", os.path.join(tree, "requirements.txt")], check=True)
 
 
-def train(tree, data, model_dir, opts):
-    """Train once; the checkpoint is reused while the config and data recipe are unchanged."""
+def make(target, tree, **variables):
+    """The `make <target>` a user would type, with the kit's Python."""
+    return ["make", "--no-print-directory", "-f", os.path.join(KIT, "Makefile"), target, "PADDLEOCR=%s" % tree,
+            "PYTHON=%s" % sys.executable] + ["%s=%s" % kv for kv in variables.items()]
+
+
+def opts_text(opts):
+    return " ".join("-o " + o for o in opts)
+
+
+def train(tree, paths, model_dir, opts):
+    """Train once; (checkpoint, whether it was trained now): it is reused while the config
+    and the data recipe are unchanged."""
     with open(CONFIG, "rb") as f:
-        key = hashlib.sha256(f.read() + repr((EPOCHS, N_TRAIN, MAX_LEN)).encode()).hexdigest()[:12]
+        key = hashlib.sha256(f.read() + repr((EPOCHS, BATCH, sorted(DATA.items()))).encode()).hexdigest()[:12]
     stamp = os.path.join(model_dir, "recipe")
     ckpt = os.path.join(model_dir, "latest")
     if os.path.isfile(ckpt + ".pdparams") and os.path.isfile(stamp) and open(stamp).read() == key:
         print("reusing the trained checkpoint %s" % ckpt, flush=True)
-        return ckpt
-    print("training the tiny distillation model (%d epochs, a few minutes on 2 cores) ..." % EPOCHS, flush=True)
+        return ckpt, False
+    shutil.rmtree(model_dir, ignore_errors=True)
+    log = os.path.join(OUT, "train.log")
+    print("training the tiny distillation model on %d look-alike lines (%d epochs, about 5 minutes on 2 cores; "
+          "log: %s) ..." % (DATA["n_train"], EPOCHS, log), flush=True)
     cmd = [sys.executable, "tools/train.py", "-c", CONFIG, "-o", "Global.epoch_num=%d" % EPOCHS,
-           "Global.save_model_dir=%s" % model_dir, "Global.print_batch_step=20",
-           "Eval.dataset.data_dir=%s" % data, "Eval.dataset.label_file_list=[%s]" % os.path.join(data, "train_list.txt")] + opts
-    with open(os.path.join(OUT, "train.log"), "w") as log, \
-            train_progress.reporting("training", os.path.join(model_dir, "train.log")):
-        subprocess.run(cmd, cwd=tree, check=True, stdout=log, stderr=subprocess.STDOUT)
+           "Global.save_model_dir=%s" % model_dir, "Global.print_batch_step=20", "Global.save_epoch_step=%d" % EPOCHS,
+           "Train.sampler.first_bs=%d" % BATCH, "Train.loader.batch_size_per_card=%d" % BATCH] + opts
+    with open(log, "w") as f, train_progress.reporting("training", os.path.join(model_dir, "train.log")):
+        rc = run_kit(cmd, cwd=tree, stdout=f, stderr=subprocess.STDOUT)
+    if rc:
+        raise KitError("training failed (exit %d); see %s" % (rc, log))
     with open(stamp, "w") as f:
         f.write(key)
-    return ckpt
+    return ckpt, True
 
 
 def demo(argv):
-    a = tool_arguments(__doc__).parse_args(argv)
+    p = tool_arguments(__doc__)
+    p.add_argument("--runs", type=int, default=1, help="make ab's RUNS (make demo-ab: 5)")
+    a = p.parse_args(argv)
+    interrupt_on_term()
     tree = get_tree(a.tree, a.invoked_from)
     # `make check` first: an unknown release or a clone the series does not apply to
     # is one line now, not after minutes of training.
     cmd_check(argparse.Namespace(tree=tree, invoked_from=a.invoked_from))
     ensure_requirements(tree)
-    from synth_dataset import make_dataset
+    from synth_dataset import LOOKALIKE_ALPHABET, make_dataset
 
     data = os.path.join(OUT, "data")
-    paths = make_dataset(data, n_train=N_TRAIN, n_val=0, seed=0, max_len=MAX_LEN)
+    paths = make_dataset(data, alphabet=LOOKALIKE_ALPHABET, **DATA)
     opts = ["Global.character_dict_path=%s" % paths["dict"], "Train.dataset.data_dir=%s" % data,
-            "Train.dataset.label_file_list=[%s]" % paths["train_list"]]
-    ckpt = train(tree, data, os.path.join(OUT, "model"), opts)
-    output = os.path.join(OUT, "train_center.pkl")
-    cmd = make_export_command(tree, sys.executable, CONFIG, ckpt, output, opts, FORCE=1)
-    rc = subprocess.run(cmd, cwd=tree).returncode
+            "Train.dataset.label_file_list=[%s]" % paths["train_list"], "Eval.dataset.data_dir=%s" % data,
+            "Eval.dataset.label_file_list=[%s]" % paths["val_list"]]
+    ckpt, trained = train(tree, paths, os.path.join(OUT, "model"), opts)
+    centers = os.path.join(OUT, "train_center.pkl")
+    rc = run_kit(make_export_command(tree, sys.executable, CONFIG, ckpt, centers, opts, FORCE=1), cwd=tree)
     if rc:
         return rc
-    with open(output, "rb") as f:
-        centers = pickle.load(f)
-    with open(files.report_path(output)) as f:
+    with open(centers, "rb") as f:
+        held = pickle.load(f)
+    with open(files.report_path(centers)) as f:
         report = json.load(f)
-    print("\nexport done: %s holds %d centers of width %d (Student, %d of %d images recognised); "
-          "report: %s" % (output, len(centers), report["feature_width"], report["images_used"],
-                          report["images_seen"], files.report_path(output)))
-    return finetune(tree, data, ckpt, output, opts)
-
-
-def center_figures(tree, ckpt, centers, opts):
-    cmd = [sys.executable, os.path.join(KIT, "demo", "center_figures.py"), CONFIG, ckpt, centers] + opts
-    r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
-    if r.returncode:
-        raise KitError("measuring the centers failed: %s" % (r.stderr.strip().splitlines() or ["?"])[-1])
-    return json.loads(r.stdout.splitlines()[-1])
-
-
-def _figure(value, digits):
-    """A figure of center_figures, or n/a (no recognised step; one class: no other center)."""
-    return "n/a" if value is None else "%.*f" % (digits, value)
-
-
-def finetune(tree, data, ckpt, centers, opts):
-    """make train: the Student fine-tuned with its own centers; the figures before and after."""
-    before = center_figures(tree, ckpt, centers, opts)
-    model_dir = os.path.join(OUT, "finetune")
-    shutil.rmtree(model_dir, ignore_errors=True)
-    train_opts = opts + ["Global.epoch_num=%d" % FINETUNE_EPOCHS, "Global.save_model_dir=%s" % model_dir,
-                         "Global.print_batch_step=20", "Global.save_epoch_step=%d" % FINETUNE_EPOCHS,
-                         "Eval.dataset.data_dir=%s" % data,
-                         "Eval.dataset.label_file_list=[%s]" % os.path.join(data, "train_list.txt")]
-    print("\nfine-tuning the Student with its centers (make train, %d epochs) ..." % FINETUNE_EPOCHS, flush=True)
-    cmd = ["make", "--no-print-directory", "-f", os.path.join(KIT, "Makefile"), "train", "PADDLEOCR=%s" % tree,
-           "PYTHON=%s" % sys.executable, "CONFIG=%s" % CONFIG, "CHECKPOINT=%s" % ckpt, "CENTERS=%s" % centers,
-           "OPTS=%s" % " ".join("-o " + o for o in train_opts)]
-    with open(os.path.join(OUT, "finetune.log"), "w") as log, \
-            train_progress.reporting("fine-tuning", os.path.join(model_dir, "train.log")):
-        rc = subprocess.run(cmd, cwd=tree, stdout=log, stderr=subprocess.STDOUT).returncode
+    print("\nexport done: %s holds %d centers of width %d (Student, %d of %d Train images recognised); "
+          "report: %s" % (centers, len(held), report["feature_width"], report["images_used"],
+                          report["images_seen"], files.report_path(centers)), flush=True)
+    print("\nwhich look-alikes does the Student confuse on the %d Eval lines? (make confusions)" % DATA["n_val"],
+          flush=True)
+    rc = run_kit(make("confusions", tree, CONFIG=CONFIG, CHECKPOINT=ckpt, CENTERS=centers, FORCE=1, OPTS=opts_text(opts),
+                      OUTPUT=os.path.join(OUT, "confusions.json")), cwd=tree)
     if rc:
-        raise KitError("make train failed (exit %d); see %s" % (rc, os.path.join(OUT, "finetune.log")))
-    after = center_figures(tree, os.path.join(model_dir, "latest"), centers, opts)
-    print("\n                 center loss   own/nearest-other distance   images recognised")
-    for label, f in (("before", before), ("after %d epochs" % FINETUNE_EPOCHS, after)):
-        print("  %-15s %10s   %26s   %d of %d" % (label, _figure(f["center_loss"], 4), _figure(f["separation"], 3),
-                                                  f["images_used"], f["images_seen"]))
-    print("(the Student's CTC features of the steps of the images it recognises, against the exported "
-          "centers; lower = tighter, better separated classes; log: %s)" % os.path.join(OUT, "finetune.log"))
-    return 0
+        return rc
+    return ab(tree, ckpt, centers, opts, a.runs, trained)
+
+
+def ab(tree, ckpt, centers, opts, runs, trained):
+    """make ab on the trained model: CenterLoss against the weight 0, RUNS seeds each."""
+    output = os.path.join(OUT, "ab-runs%d" % runs)
+    if trained:  # the runs of an earlier checkpoint are no A/B of this one
+        shutil.rmtree(output, ignore_errors=True)
+    print("\ndoes CenterLoss (weight %s, %d epochs) reduce those errors? make ab, %d run(s) per arm, "
+          "each about a minute ..." % (CENTER_WEIGHT, AB_EPOCHS, runs), flush=True)
+    return run_kit(make("ab", tree, CONFIG=CONFIG, CHECKPOINT=ckpt, CENTERS=centers, CENTER_WEIGHT=CENTER_WEIGHT,
+                        EPOCHS=AB_EPOCHS, RUNS=runs, OUTPUT=output,
+                        OPTS=opts_text(opts + ["Global.print_batch_step=20", "Global.save_epoch_step=%d" % AB_EPOCHS,
+                                               "Train.sampler.first_bs=%d" % BATCH,
+                                               "Train.loader.batch_size_per_card=%d" % BATCH])), cwd=tree)
 
 
 if __name__ == "__main__":

@@ -126,3 +126,34 @@ def test_order_of_batches_changes_only_rounding():
     assert sorted(forward.centers()) == sorted(backward.centers())
     for k, v in forward.centers().items():
         np.testing.assert_allclose(backward.centers()[k], v, rtol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 40), st.integers(1, 5), st.integers(0, 2**32 - 1), st.booleans())
+def test_closest_pairs_are_the_smallest_distances_of_all_pairs(n, width, seed, ties):
+    """Against every pair's distance, brute force in float64: the same pairs in the same
+    order (ties: integer-valued centers, where the order among equal distances is the class
+    order), distances and cosines within 1e-9."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-2, 3, (n, width)) if ties else rng.normal(size=(n, width))
+    classes = sorted(rng.choice(10 * n, n, replace=False).tolist())
+    centers = {c: values[i].astype(np.float32) for i, c in enumerate(classes)}
+    got = ec.closest_pairs(centers, None, top=7)
+    m = values.astype(np.float32).astype(np.float64)
+    want = sorted((float(np.linalg.norm(m[i] - m[j])), classes[i], classes[j]) for i in range(n) for j in range(i + 1, n))[:7]
+    assert [tuple(p["classes"]) for p in got] == [(a, b) for _, a, b in want]
+    assert np.allclose([p["distance"] for p in got], [d for d, _, _ in want], rtol=1e-9, atol=1e-12)
+    for p in got:
+        a, b = (m[classes.index(c)] for c in p["classes"])
+        norms = np.linalg.norm(a) * np.linalg.norm(b)
+        assert p["cosine"] is None if norms == 0 else abs(p["cosine"] - a @ b / norms) < 1e-9
+
+
+def test_closest_pairs_name_the_blank_and_the_characters():
+    centers = {0: np.zeros(2, np.float32), 1: np.array([1, 0], np.float32), 2: np.array([1, 0.1], np.float32),
+               5: np.array([9, 9], np.float32)}
+    pairs = ec.closest_pairs(centers, ["blank", "O", "0", " "])
+    assert [p["characters"] for p in pairs[:2]] == [["O", "0"], ["CTC blank", "O"]]
+    assert pairs[-1]["characters"][1] == "class 5 (out of the dictionary)"
+    lines = ec.format_closest(pairs)
+    assert '"O" (class 1)' in lines[1] and '"0" (class 2)' in lines[1] and "CTC blank (class 0)" in lines[2]

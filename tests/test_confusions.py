@@ -6,7 +6,6 @@ after each run."""
 
 import collections
 import json
-import os
 import re
 import subprocess
 

@@ -1,50 +1,56 @@
-"""`make demo`'s fine-tuning step (demo/run_demo.py finetune: center figures before, `make
-train` with the exported centers, figures after), on a stand-in checkpoint and a handful of
-images instead of the demo's minutes of training. The whole demo is run by hand (README);
-this catches what broke it silently before: the step's own code paths and imports."""
+"""`make demo` after its training (demo/run_demo.py demo with its train step replaced by a
+stand-in checkpoint that reads "1", 48 one-glyph Train lines and 8 Eval lines, 1 epoch per A/B arm): the
+export, `make confusions` and `make ab` as the demo runs them. The minutes of training are
+run by hand (README, docs/training.md); this catches what broke the demo silently before:
+its own code paths, imports and the commands it builds."""
 
 import json
 import os
 import subprocess
 
+import yaml
+
 import tiny_data
-from centerkit.standin import noise_images
-from kit_run import KIT, git_status, helper_env, make
+from conftest import TABLE
+from kit_run import KIT, git_status, helper_env
 
-DEMO_CONFIG = tiny_data.config_path("tiny_distill_ctc_nrtr.yml")
+RELEASE = TABLE[-1].name
+STEP = """
+import os, subprocess, sys
+import run_demo
+run_demo.OUT = sys.argv[1]
+run_demo.DATA = dict(run_demo.DATA, n_train=48, n_val=8, max_len=1)  # 2 Train lines read "1"
+run_demo.AB_EPOCHS = 1
+
+def train(tree, paths, model_dir, opts):
+    ckpt = os.path.join(model_dir, "latest")
+    subprocess.run([sys.executable, "-m", "centerkit.standin", run_demo.CONFIG, ckpt, "1"] + opts[:3], cwd=tree,
+                   check=True, stdout=subprocess.DEVNULL)
+    return ckpt, True
+
+run_demo.train = train
+sys.exit(run_demo.run_tool(run_demo.demo, ["--tree", sys.argv[2]]))
+"""
 
 
-def test_demo_finetune_step(tree_of, tmp_path):
-    tree = tree_of("v3.7.0")
-    python = tiny_data.release_python(tree, "v3.7.0")
-    data = tmp_path / "data"
-    noise_images(str(data), list("12121212"), (32, 64))
-    os.replace(data / "train.txt", data / "train_list.txt")  # the demo's data set names its list so
-    (data / "dict.txt").write_text("".join("%d\n" % i for i in range(10)))
-    opts = ["Global.character_dict_path=%s" % (data / "dict.txt"), "Train.dataset.data_dir=%s" % data,
-            "Train.dataset.label_file_list=[%s]" % (data / "train_list.txt")]
-    ckpt, centers = str(tmp_path / "ckpt"), str(tmp_path / "train_center.pkl")
-    made = subprocess.run([python, "-m", "centerkit.standin", DEMO_CONFIG, ckpt, "1"] + opts, cwd=tree,
-                          env=helper_env(), capture_output=True, text=True)
-    assert made.returncode == 0, made.stderr[-3000:]
-    r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": "v3.7.0"}, PYTHON=python, CONFIG=DEMO_CONFIG,
-             CHECKPOINT=ckpt, OUTPUT=centers, OPTS=" ".join("-o " + o for o in opts))
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-
+def test_demo_exports_counts_confusions_and_runs_an_ab(tree_of, tmp_path):
+    tree = tree_of(RELEASE)
+    python = tiny_data.release_python(tree, RELEASE)
     out = tmp_path / "demo-output"
-    out.mkdir()
-    step = ("import json, sys, run_demo; run_demo.OUT, run_demo.FINETUNE_EPOCHS = sys.argv[1], 1; "
-            "sys.exit(run_demo.finetune(*sys.argv[2:6], json.loads(sys.argv[6])))")
     env = helper_env({"PYTHONPATH": os.pathsep.join([os.path.join(KIT, "scripts"), os.path.join(KIT, "demo")]),
-                      "PADDLEOCR_VERSION": "v3.7.0"})
-    r = subprocess.run([python, "-c", step, str(out), tree, str(data), ckpt, centers, json.dumps(opts)],
-                       cwd=tree, env=env, capture_output=True, text=True)
-    log = (out / "finetune.log").read_text() if (out / "finetune.log").exists() else ""
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:] + log[-3000:]
-    rows = [l.split() for l in r.stdout.splitlines() if l.strip().startswith(("before", "after"))]
-    assert [row[0] for row in rows] == ["before", "after"]
-    # the center loss before and after, both measured; one class only: no other center to compare with
-    assert [row[-5:] for row in rows] == [[row[-5], "n/a", "4", "of", "8"] for row in rows]
-    assert all(float(row[-5]) >= 0 for row in rows)
-    assert (out / "finetune" / "latest.pdparams").exists()
+                      "PADDLEOCR_VERSION": RELEASE})
+    r = subprocess.run([python, "-c", STEP, str(out), tree], cwd=tree, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     assert git_status(tree) == ""
+    dictionary = (out / "data" / "dict.txt").read_text().split()
+    assert "".join(dictionary) == "0ODQ1Il75S8B2Z6G"  # the look-alike glyphs
+    confusions = json.loads((out / "confusions.json").read_text())
+    assert confusions["lines"] == 8 and [f["path"] for f in confusions["label_files"]] == [str(out / "data" / "val_list.txt")]
+    assert "line accuracy" in r.stdout and "verdict: CenterLoss" in r.stdout
+    ab = json.loads((out / "ab-runs1" / "ab.json").read_text())
+    assert ab["baseline"]["line_accuracy"] == confusions["line_accuracy"]  # the same model, the same Eval lines
+    for arm, weight in (("control", 0.0), ("center", 0.05)):
+        run = out / "ab-runs1" / ("%s-seed1" % arm) / "model"
+        derived = yaml.safe_load((run / "centerkit_train.yml").read_text())
+        assert derived["Loss"]["kit_center"]["weight"] == weight and derived["Global"]["epoch_num"] == 1
+        assert derived["Global"]["pretrained_model"] == str(out / "model" / "latest")

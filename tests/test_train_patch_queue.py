@@ -1,7 +1,6 @@
 """The patch queue with a patch that creates a file (0003 adds ppocr/losses/kit_center_loss.py):
 state detection, revert removes it, edits made to it while applied are kept aside."""
 
-import os
 import subprocess
 
 from centerkit import patchfile

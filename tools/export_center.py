@@ -464,7 +464,69 @@ def summarize(centers, counts, dict_chars, meta):
         characters_without_center=missing,
         feature_width=int(next(iter(centers.values())).shape[0]) if centers else 0,
         characters_sha256=characters_digest(dict_chars),
+        closest_center_pairs=closest_pairs(centers, dict_chars),
     )
+
+
+CLOSEST_PAIRS = 20
+
+
+def class_name(c, dict_chars):
+    """Class c as the report names it: the CTC blank, its character, or out of the dictionary."""
+    if c == 0:
+        return "CTC blank"
+    if dict_chars is None:
+        return None
+    return dict_chars[c] if c < len(dict_chars) else "class %d (out of the dictionary)" % c
+
+
+def closest_pairs(centers, dict_chars, top=CLOSEST_PAIRS):
+    """The `top` pairs of centers nearest each other (Euclidean, their cosine similarity
+    beside; the blank's center included): the look-alike candidates before any evaluation.
+    In row blocks, so an 18k-class dictionary needs no 18k x 18k matrix; the distances of
+    the pairs kept are computed again directly (the expanded form loses digits)."""
+    classes = sorted(centers)
+    if len(classes) < 2:
+        return []
+    m = np.stack([np.asarray(centers[c], np.float64) for c in classes])
+    sq = np.einsum("ij,ij->i", m, m)
+    tolerance = 1e-9 * (1.0 + 4.0 * float(sq.max()))  # the expanded form's rounding, with room
+    best = []  # (i, j), i < j
+    for start in range(0, len(classes), 1024):
+        block = sq[start:start + 1024, None] + sq[None, :] - 2.0 * (m[start:start + 1024] @ m.T)
+        block[np.arange(start, start + len(block))[:, None] >= np.arange(len(classes))[None, :]] = np.inf  # i < j only
+        flat = block.ravel()
+        kth = flat[np.argpartition(flat, min(top, flat.size) - 1)[min(top, flat.size) - 1]]
+        if not np.isfinite(kth):
+            kth = flat[np.isfinite(flat)].max(initial=-np.inf)
+        # every pair within rounding of the block's top-th: ties stay in, so the class order decides among them
+        keep = np.concatenate([np.flatnonzero(flat < kth - tolerance),
+                               np.flatnonzero(np.abs(flat - kth) <= tolerance)[:top]])  # (i, j) order: the class order
+        best += [(start + int(k) // len(classes), int(k) % len(classes)) for k in keep]
+    pairs = sorted((float(np.linalg.norm(m[i] - m[j])), i, j) for i, j in best)[:top]
+    norms = np.sqrt(sq)
+    return [dict(classes=[classes[i], classes[j]],
+                 characters=[class_name(classes[i], dict_chars), class_name(classes[j], dict_chars)],
+                 distance=d,
+                 cosine=float(m[i] @ m[j] / (norms[i] * norms[j])) if norms[i] and norms[j] else None)
+            for d, i, j in pairs]
+
+
+def format_closest(pairs):
+    """The report's closest pairs of centers, one line each."""
+    if not pairs:
+        return []
+    def named(c, ch):
+        if c == 0 or ch is None or (len(ch) > 1 and ch.startswith("class ")):
+            return "CTC blank (class 0)" if c == 0 else ch or "class %d" % c
+        return "%s (class %d)" % (json.dumps(ch, ensure_ascii=False), c)  # quoted: a space shows
+
+    out = ["closest pairs of centers (Euclidean distance, cosine similarity): the look-alike candidates"]
+    for p in pairs:
+        out.append("  %-22s %-22s %10.4g  %s" % (named(p["classes"][0], p["characters"][0]),
+                                                 named(p["classes"][1], p["characters"][1]), p["distance"],
+                                                 "-" if p["cosine"] is None else "%.4f" % p["cosine"]))
+    return out
 
 
 def format_report(report):
@@ -497,7 +559,7 @@ def format_report(report):
                                            if report.get("release_proven") is False else "")),
     ]
     width = max(len(k) for k, _ in rows)
-    return "\n".join("%s  %s" % (k.ljust(width), v) for k, v in rows)
+    return "\n".join(["%s  %s" % (k.ljust(width), v) for k, v in rows] + format_closest(report.get("closest_center_pairs")))
 
 
 def crash_words(crash):

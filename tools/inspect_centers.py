@@ -66,6 +66,8 @@ def pkl_only_report(centers, dict_chars):
     if no_dict:  # a stand-in, so summarize runs; its dictionary rows are replaced below
         dict_chars = ["?"] * (max(centers) + 1)
     report = export_script.summarize(centers, {c: 0 for c in centers}, dict_chars, meta)
+    if no_dict:  # the closest pairs by class index alone
+        report["closest_center_pairs"] = export_script.closest_pairs(centers, None)
     rows = {r: UNKNOWN + " (only the export's report.json has the counts)" for r in SAMPLE_ROWS}
     blank = 0 in centers  # class 0 is CTC's blank whatever the dictionary
     rows[BLANK_ROW] = "a center, samples %s (only the export's report.json has the counts)" % UNKNOWN if blank else "no center"

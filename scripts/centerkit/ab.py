@@ -15,6 +15,7 @@ redoes an unfinished one from the start; Ctrl-C stops the current run (the clone
 make train / make confusions themselves) and keeps the finished ones.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import numpy as np
 
 from . import KIT_ROOT, KitError, files, preflight, train_cmd, train_progress
 from .export_script import export_script as ec
+from .supervise import interrupt_on_term, run_kit
 from .tree import find_tree
 
 ARMS = ("control", "center")
@@ -56,11 +58,8 @@ def _run_logged(cmd, log_path, label, progress_log=None):
     """Run a kit command with its output in log_path (a progress line every 30 s from the
     clone's train.log when progress_log is given); KitError naming the log on failure."""
     with open(log_path, "w", encoding="utf-8") as log:
-        if progress_log:
-            with train_progress.reporting(label, progress_log):
-                rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
-        else:
-            rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+        with train_progress.reporting(label, progress_log) if progress_log else contextlib.nullcontext():
+            rc = run_kit(cmd, stdout=log, stderr=subprocess.STDOUT)
     if rc:
         with open(log_path, encoding="utf-8", errors="replace") as f:
             errors = [l for l in f.read().splitlines() if l.startswith(("ppocr-center-kit:", "export_center:"))]
@@ -129,6 +128,7 @@ class Plan:
 
 
 def cmd_ab(a):
+    interrupt_on_term()
     plan = Plan(a)
     os.makedirs(plan.output, exist_ok=True)
     baseline_dir = os.path.join(plan.output, "baseline")

@@ -131,3 +131,19 @@ def run_child(cmd, **kwargs):
     quiet.wait(relays)
     fault_point("export.child-exited")
     return rc
+
+
+def run_kit(cmd, **kwargs):
+    """Exit code of another kit command (make train, make confusions, run by make ab and the
+    demo), which reverts the clone itself when interrupted: on Ctrl-C (which reaches it too)
+    or SIGTERM/SIGHUP (passed on to it as SIGINT) the caller waits until it is done, so the
+    prompt returns only with the clone clean; then the interrupt goes on."""
+    child = subprocess.Popen(cmd, **kwargs)
+    try:
+        return child.wait()
+    except KeyboardInterrupt as e:
+        with signals_deferred():
+            if e.args and child.poll() is None:  # interrupt_on_term's: the kit alone got it
+                child.send_signal(signal.SIGINT)
+            child.wait()
+        raise
