@@ -31,10 +31,11 @@ def test_make_bench_runs_every_part_at_tiny_sizes(tree_of, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     got = bench_line(r)
     measured = ["accumulate_speedup", "e2e_vs_recipe", "e2e_vs_floor", "e2e_inference_vs_floor",
-                "inference_convert_s", "loss_mem_ratio", "loss_speedup"]
+                "inference_convert_s", "confusions_vs_export", "loss_mem_ratio", "loss_speedup"]
     assert all(math.isfinite(got[k]) and got[k] > 0 for k in measured), got
     assert math.isnan(got["mem_10k_over_1k"]) and math.isnan(got["nproc2_speedup"])  # not asked for
     assert "inference  load" in r.stdout and "dygraph    load" in r.stdout  # both engines' breakdown
+    assert "confusions  the same 4 images" in r.stdout
     assert git_status(tree) == ""
 
 

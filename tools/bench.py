@@ -13,6 +13,8 @@ Run with the Python of a PaddleOCR tree (paddle + the tree's requirements):
    - the manual recipe: the whole Teacher+Student model forwarded in eval mode, Student's
      outputs taken from the dict, upstream's update_center;
    - the floor: a bare loop that forwards the Student only and does nothing else;
+   - `make confusions ENGINE=inference DATA=train` on the same images: its recognition
+     loop against the export's (confusions_vs_export, both without the conversion);
 3. peak memory (max RSS of `make export`) at 1k and 10k images with the tiny plain config;
 4. `make export NPROC=2` vs one process on the 10k images (CPU, gloo);
 5. the training loss: upstream CenterLoss (the tree's ppocr/losses/center_loss.py) against
@@ -23,7 +25,7 @@ Run with the Python of a PaddleOCR tree (paddle + the tree's requirements):
 
 The last line is machine-readable:
 bench: accumulate_speedup=.. e2e_vs_recipe=.. e2e_vs_floor=.. e2e_inference_vs_floor=.. inference_convert_s=..
-       mem_10k_over_1k=.. nproc2_speedup=.. loss_mem_ratio=.. loss_speedup=..
+       confusions_vs_export=.. mem_10k_over_1k=.. nproc2_speedup=.. loss_mem_ratio=.. loss_speedup=..
 
 Run by the Makefile, which puts the kit's scripts/ on PYTHONPATH.
 """
@@ -239,6 +241,7 @@ def bench_e2e(tree, config, images, work):
         parts[engine] = report["seconds_by_part"]
     ours = parts["dygraph"]["loop"]
     inference = parts["inference"]["loop"] - parts["inference"]["convert"]
+    recognise = confusions_loop(tree, config, ckpt, opts, work)
     loops = {}
     q, _ = PatchQueue.for_tree(tree)
     with TreeLock(tree), q.applied():
@@ -255,7 +258,25 @@ def bench_e2e(tree, config, images, work):
     for engine, p in parts.items():
         print("  %-9s  load %.2f s, forward %.2f s, accumulate %.2f s, convert %.2f s (loop %.2f s)"
               % (engine, p["load"], p["forward"], p["accumulate"], p["convert"], p["loop"]))
-    return loops["recipe"] / ours, ours / loops["floor"], inference / loops["floor"], parts["inference"]["convert"]
+    print("confusions  the same %d images (DATA=train, ENGINE=inference): %.2f s recognising, the export's loop %.2f s "
+          "(both without the conversion)" % (images, recognise, inference))
+    return (loops["recipe"] / ours, ours / loops["floor"], inference / loops["floor"], parts["inference"]["convert"],
+            recognise / inference)
+
+
+def confusions_loop(tree, config, ckpt, opts, work):
+    """Seconds of `make confusions`' recognition loop (ENGINE=inference, its conversion
+    excluded) on the export's images: DATA=train reads them as the export does."""
+    out = os.path.join(work, "confusions.json")
+    cmd = ["make", "--no-print-directory", "-f", os.path.join(KIT_ROOT, "Makefile"), "confusions", "PADDLEOCR=%s" % tree,
+           "PYTHON=%s" % sys.executable, "CONFIG=%s" % config, "CHECKPOINT=%s" % ckpt, "DATA=train", "ENGINE=inference",
+           "OUTPUT=%s" % out, "FORCE=1", "OPTS=%s" % " ".join("-o " + o for o in opts)]
+    r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit("bench: make confusions failed: %s" % r.stderr.strip().splitlines()[-1:])
+    with open(out, encoding="utf-8") as f:
+        written = json.load(f)
+    return written["seconds"] - written["seconds_convert"]
 
 
 def bench_memory_and_nproc(tree, work):
@@ -313,19 +334,20 @@ def main():
         raise SystemExit("bench: BENCH_ONLY=%s: unknown part %s; choose from %s"
                          % (a.only, ", ".join(sorted(parts - set(PARTS))), ",".join(PARTS)))
     nan = float("nan")
-    speedup = vs_recipe = vs_floor = inference_vs_floor = convert = mem = nproc = loss_mem = loss_speed = nan
+    speedup = vs_recipe = vs_floor = inference_vs_floor = convert = confusions = mem = nproc = loss_mem = loss_speed = nan
     with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-bench-") as work:
         if "accumulate" in parts:
             speedup = bench_accumulate(tree)
         if "e2e" in parts:
-            vs_recipe, vs_floor, inference_vs_floor, convert = bench_e2e(tree, config, a.images, work)
+            vs_recipe, vs_floor, inference_vs_floor, convert, confusions = bench_e2e(tree, config, a.images, work)
         if "memory" in parts:
             mem, nproc = bench_memory_and_nproc(tree, work)
         if "loss" in parts:
             loss_mem, loss_speed = bench_loss(tree, [int(c) for c in a.loss_classes.split(",")] if a.loss_classes else LOSS_CLASSES)
     print("bench: accumulate_speedup=%.1f e2e_vs_recipe=%.2f e2e_vs_floor=%.2f e2e_inference_vs_floor=%.2f "
-          "inference_convert_s=%.1f mem_10k_over_1k=%.2f nproc2_speedup=%.2f loss_mem_ratio=%.1f loss_speedup=%.1f"
-          % (speedup, vs_recipe, vs_floor, inference_vs_floor, convert, mem, nproc, loss_mem, loss_speed))
+          "inference_convert_s=%.1f confusions_vs_export=%.2f mem_10k_over_1k=%.2f nproc2_speedup=%.2f "
+          "loss_mem_ratio=%.1f loss_speedup=%.1f"
+          % (speedup, vs_recipe, vs_floor, inference_vs_floor, convert, confusions, mem, nproc, loss_mem, loss_speed))
 
 
 if __name__ == "__main__":

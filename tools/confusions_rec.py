@@ -105,7 +105,8 @@ def recognise(ec, config, logger):
         bar.close()
     meta = dict(model=name, weights=weights.path, weights_source=weights.source, engine=forward.engine_used(),
                 release=os.environ.get("PADDLEOCR_RELEASE"), data=config["Export"]["data"],
-                seconds=round(time.perf_counter() - start, 3), dictionary=list(decode.character),
+                seconds=round(time.perf_counter() - start, 3), seconds_convert=round(forward.convert_seconds, 3),
+                dictionary=list(decode.character),
                 lines_read=[[f, n] for f, n in data.sources])
     return rows, meta, rank, world_size
 
