@@ -28,6 +28,27 @@ from centerkit import releases  # noqa: E402
 
 TABLE = releases.load_table()
 SDIST_RELEASES = [r for r in TABLE if r.sdist_sha256]
+# The releases the tests run on come from the table, so a new row is tested without editing
+# a test. NEWEST is what a test about no release in particular runs on.
+NEWEST = TABLE[-1].name
+OLDEST = TABLE[0].name
+
+
+def first_of(series):
+    """The oldest release the table maps to a series (a folder name under patches/, e.g. v2.8)."""
+    return [r.name for r in TABLE if r.series == series][0]
+
+
+def newest_of(series):
+    """The newest release the table maps to a series."""
+    return [r.name for r in TABLE if r.series == series][-1]
+
+
+# The only releases a test names: picked for an upstream property of their own, which a new
+# row of the table does not change.
+YAML_BROKEN = "v2.8.0"  # its PP-OCRv4 distillation config is not valid YAML (an undefined alias); no SVTRv2
+YAML_FIXED = "v2.9.0"  # the first release whose copy of that config is valid YAML
+NEWEST_NUMPY1 = "v2.9.1"  # the newest release on the numpy<2 Paddle 3 environment (release_envs.py)
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ import yaml
 
 import tiny_data
 from centerkit.standin import noise_images
-from conftest import TABLE
+from conftest import NEWEST
 from kit_run import git_status, helper_env, make, make_command
 
-RELEASE = TABLE[-1].name
+RELEASE = NEWEST
 CONFIG = tiny_data.config_path("tiny_distill_ctc_nrtr.yml")
 
 

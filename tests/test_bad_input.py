@@ -1,5 +1,5 @@
 """Bad input: one line naming the fix, exit code 2, and the tree and user files unchanged.
-The tree is the real v3.7.0 sdist (tools/, ppocr/), the user's files are made here."""
+The tree is the real sdist (tools/, ppocr/) of the newest release that has one, the user's files are made here."""
 
 import errno
 import importlib.util
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import upstream
-from conftest import SDIST_RELEASES, TABLE
+from conftest import NEWEST, SDIST_RELEASES, TABLE, first_of
 from kit_run import KIT, error_lines, git_status, make, recipe_exit, snapshot
 from centerkit import LOSS_SOURCE, KitError, patchfile
 from centerkit.export_script import export_script as ec
@@ -183,12 +183,12 @@ def test_read_only_clone_is_refused_before_patching(env, what):
 
 @pytest.mark.parametrize("rel", ["tools/export_center.py", "ppocr/modeling/heads"])
 def test_read_only_clone_tier(clone_source, tmp_path, rel):
-    """The same in a whole v3.7.0 clone, where the series applies: with the second file's
+    """The same in a whole clone of the newest release, where the series applies: with the second file's
     folder read-only a run would otherwise stop between the two files it patches."""
     wrap = without_write_override()
-    tree = upstream.release_tree(clone_source, "v3.7.0")
+    tree = upstream.release_tree(clone_source, NEWEST)
     if tree is None:
-        pytest.skip("%s has neither tag v3.7.0 nor the commit the shared table gives" % clone_source)
+        pytest.skip("%s has neither tag %s nor the commit the shared table gives" % (clone_source, NEWEST))
     data = user_files(tmp_path / "user")
     cfg = write(data, base_config(data))
     path = os.path.join(tree, rel)
@@ -197,7 +197,7 @@ def test_read_only_clone_tier(clone_source, tmp_path, rel):
     try:
         roots = (tree, str(data))
         before = [snapshot(r) for r in roots]
-        result = make("export", cwd=tree, wrap=wrap, env={"PADDLEOCR_VERSION": "v3.7.0"}, CONFIG=cfg,
+        result = make("export", cwd=tree, wrap=wrap, env={"PADDLEOCR_VERSION": NEWEST}, CONFIG=cfg,
                       OUTPUT=str(data / "out.pkl"))
         assert_refused(result, "%s is read-only" % path, "chmod u+w", before=before, roots=roots)
         assert read_manifest(tree) is None
@@ -290,16 +290,17 @@ def test_full_disk_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
 def test_unknown_release_check_fails(env):
     tree, data = env
     before = snapshot(tree)
-    result = make("check", cwd=tree, env={"PADDLEOCR_VERSION": "v9.1.0"})
-    # an sdist tree has no ppocr/modeling: no series applies, the first candidate's conflict is named
-    line = assert_refused(result, "PaddleOCR v9.1.0 is not in the release table and no patch series applies cleanly",
-                          "PADDLEOCR_VERSION")
-    assert "(v3.7: " in line and "rec_ctc_head.py" in line
+    unlisted = "v9.1.0"  # no release: a version the table does not list
+    result = make("check", cwd=tree, env={"PADDLEOCR_VERSION": unlisted})
+    # an sdist tree has no ppocr/modeling: no series applies, the first candidate's (the newest series) conflict is named
+    line = assert_refused(result, "PaddleOCR %s is not in the release table and no patch series applies cleanly"
+                          % unlisted, "PADDLEOCR_VERSION")
+    assert "(%s: " % TABLE[-1].series in line and "rec_ctc_head.py" in line
     assert snapshot(tree) == before
 
 
 def test_local_edits_that_conflict_are_refused_and_kept(env):
-    """The export patch on the real v3.7.0 file with a user's edit in it: refused, kept."""
+    """The export patch on the real file (the newest sdist's) with a user's edit in it: refused, kept."""
     tree, _ = env
     target = os.path.join(tree, "tools", "export_center.py")
     with open(target) as f:
@@ -310,7 +311,7 @@ def test_local_edits_that_conflict_are_refused_and_kept(env):
     q = PatchQueue(tree, SDIST_RELEASES[-1].series)
     q.patches = [patchfile.export_patch_of(q.series)]
     with pytest.raises(KitError) as e:
-        q.apply("v3.7.0")
+        q.apply(SDIST_RELEASES[-1].name)
     # the sdist tree is no git repository: no git advice, upstream's file is the way back
     assert "do not apply" in str(e.value) and "restore upstream's tools/export_center.py" in str(e.value)
     assert "fails at line %d, which is '# my local edit'" % edited_line in str(e.value) and "git" not in str(e.value)
@@ -341,8 +342,9 @@ def test_demo_refuses_an_unknown_release_before_training(env):
     out = os.path.join(KIT, "demo-output")
     roots = [tree] + ([out] if os.path.isdir(out) else [])
     before = [snapshot(r) for r in roots]
-    result = make("demo", cwd=tree, env={"PADDLEOCR_VERSION": "v1.0.0"}, PADDLEOCR=tree)
-    assert_refused(result, "v1.0.0", "PADDLEOCR_VERSION", before=before, roots=roots)
+    unlisted = "v1.0.0"  # no release: older than every one the table lists
+    result = make("demo", cwd=tree, env={"PADDLEOCR_VERSION": unlisted}, PADDLEOCR=tree)
+    assert_refused(result, unlisted, "PADDLEOCR_VERSION", before=before, roots=roots)
     assert os.path.isdir(out) == (len(roots) == 2)
 
 
@@ -478,7 +480,7 @@ def test_local_edit_then_status_names_the_file_the_hunk_and_a_next_step_that_wor
     fails and the line that differs, and gives the next step (git diff / git stash / git
     checkout; for a committed edit, a checkout of the release); make check and make export
     refuse with the same in one line; following the advice clears it."""
-    release = TABLE[-1].name
+    release = NEWEST
     cached = upstream.release_tree(clone_source, release)
     if cached is None:
         pytest.skip("%s has neither tag %s nor the commit the shared table gives" % (clone_source, release))
@@ -525,7 +527,8 @@ def test_candidate_series_of_unlisted_releases():
     newest_first = list(dict.fromkeys(r.series for r in reversed(table)))
     assert releases.candidate_series("v99.0.0", table) == newest_first
     assert releases.candidate_series(None, table) == newest_first  # a tree without a version
-    v27 = releases.candidate_series("v2.7.9", table)
-    assert v27[0] == releases.listed_series("v2.7.0", table) and sorted(v27) == sorted(newest_first)
-    assert releases.listed_series("v2.7.9", table) is None
+    unlisted = "v2.7.9"  # no release: a patch release of the v2.7 line the table does not list
+    v27 = releases.candidate_series(unlisted, table)
+    assert v27[0] == releases.listed_series(first_of("v2.7"), table) and sorted(v27) == sorted(newest_first)
+    assert releases.listed_series(unlisted, table) is None
     assert releases.listed_series(table[-1].name, table) == table[-1].series

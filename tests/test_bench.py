@@ -8,6 +8,7 @@ import re
 import yaml
 
 import tiny_data
+from conftest import NEWEST
 from kit_run import git_status, make
 
 
@@ -18,14 +19,14 @@ def bench_line(result):
 
 
 def test_make_bench_runs_every_part_at_tiny_sizes(tree_of, tmp_path):
-    tree = tree_of("v3.7.0")
-    python = tiny_data.release_python(tree, "v3.7.0")
+    tree = tree_of(NEWEST)
+    python = tiny_data.release_python(tree, NEWEST)
     with open(tiny_data.config_path("tiny_distill_ctc_nrtr.yml"), encoding="utf-8") as f:
         config = yaml.safe_load(f)
     (tmp_path / "digits.txt").write_text("".join("%d\n" % i for i in range(10)))  # the bench's images read "1"
     config["Global"]["character_dict_path"] = str(tmp_path / "digits.txt")
     (tmp_path / "tiny_distill.yml").write_text(yaml.safe_dump(config))
-    r = make("bench", cwd=tree, env={"PADDLEOCR_VERSION": "v3.7.0"}, PYTHON=python, BENCH_IMAGES=4,
+    r = make("bench", cwd=tree, env={"PADDLEOCR_VERSION": NEWEST}, PYTHON=python, BENCH_IMAGES=4,
              BENCH_CONFIG=str(tmp_path / "tiny_distill.yml"), BENCH_ONLY="accumulate,e2e,loss",
              BENCH_LOSS_CLASSES="37,53")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -40,7 +41,7 @@ def test_make_bench_runs_every_part_at_tiny_sizes(tree_of, tmp_path):
 
 
 def test_make_bench_refuses_an_unknown_part(tree_of):
-    tree = tree_of("v3.7.0")
-    r = make("bench", cwd=tree, env={"PADDLEOCR_VERSION": "v3.7.0"}, BENCH_ONLY="e2e,speed")
+    tree = tree_of(NEWEST)
+    r = make("bench", cwd=tree, env={"PADDLEOCR_VERSION": NEWEST}, BENCH_ONLY="e2e,speed")
     assert r.returncode != 0 and "unknown part speed" in r.stderr
     assert git_status(tree) == ""

@@ -1,5 +1,5 @@
 """The vectorised center math equals upstream's own update_center (the real function,
-read from the v3.7.0 sdist's tools/program.py) within 1e-5."""
+read from the newest sdist's tools/program.py) within 1e-5."""
 
 import os
 

@@ -19,7 +19,7 @@ import yaml
 
 import tiny_data
 import upstream
-from conftest import TABLE
+from conftest import NEWEST, TABLE
 from kit_run import error_lines, git_status, make, recipe_exit, snapshot
 from centerkit import patchfile, releases
 from centerkit.export_script import export_script as ec
@@ -111,8 +111,8 @@ def test_make_export_end_to_end(tree_of, release, config, width, tmp_path):
 def test_export_refuses_without_writing_a_pkl(tree_of, problem, tmp_path):
     """Upstream would load the wrong checkpoint with warnings, or average nothing, and write
     an empty pkl; the kit stops with one line, exit 2, and writes nothing."""
-    tree = tree_of("v3.7.0")
-    python = tiny_data.release_python(tree, "v3.7.0")
+    tree = tree_of(NEWEST)
+    python = tiny_data.release_python(tree, NEWEST)
     data = tmp_path / "data"
     opts = tiny_data.dataset(data, images=5)
     labels, ckpt, out = str(data / "train.txt"), str(tmp_path / "ckpt"), tmp_path / "centers.pkl"
@@ -121,7 +121,7 @@ def test_export_refuses_without_writing_a_pkl(tree_of, problem, tmp_path):
     tiny_data.reference(python, tree, "init", made_for, ckpt, labels, "-", opts)
     if problem == "no image recognised":
         (data / "train.txt").write_text("".join("img/%d.png\tjjjjjjjjjjjjjjjjjjjj\n" % i for i in range(5)))
-    r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": "v3.7.0"}, PYTHON=python, CONFIG=cfg,
+    r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": NEWEST}, PYTHON=python, CONFIG=cfg,
              CHECKPOINT=ckpt, OUTPUT=str(out), OPTS=" ".join("-o " + o for o in opts))
     assert recipe_exit(r) == 2, r.stderr[-2000:]
     lines = error_lines(r)
@@ -133,8 +133,8 @@ def test_export_refuses_without_writing_a_pkl(tree_of, problem, tmp_path):
 def test_revert_keeps_edits_made_while_patched(tree_of):
     """`make apply`, experiment, `make revert`: the originals come back and the experiment
     is kept beside the file, not thrown away."""
-    tree = tree_of("v3.7.0")
-    env = {"PADDLEOCR_VERSION": "v3.7.0"}
+    tree = tree_of(NEWEST)
+    env = {"PADDLEOCR_VERSION": NEWEST}
     target = os.path.join(tree, "ppocr", "modeling", "heads", "rec_ctc_head.py")
     with open(target, "rb") as f:
         original = f.read()
@@ -166,7 +166,7 @@ def test_make_export_mode_train_equals_the_manual_recipe(tree_of, config, tmp_pa
     tiny configs' SVTR necks (drop_rate and attn_drop_rate 0.1) differ by ~1%; the configs
     are copied with those rates at 0, which leaves BatchNorm's batch statistics, the part of
     train mode that is deterministic, to be compared."""
-    release = "v3.7.0"
+    release = NEWEST
     tree = tree_of(release)
     python = tiny_data.release_python(tree, release)
     data = tmp_path / "data"

@@ -14,12 +14,11 @@ import yaml
 
 import tiny_data
 from centerkit.standin import noise_images
-from conftest import TABLE
+from conftest import NEWEST, OLDEST, TABLE
 from kit_run import error_lines, git_status, helper_env, make, recipe_exit, snapshot
 
 # the oldest, a middle and the newest release of the table
-RELEASES = [TABLE[0].name, TABLE[len(TABLE) // 2].name, TABLE[-1].name]
-NEWEST = TABLE[-1].name
+RELEASES = [OLDEST, TABLE[len(TABLE) // 2].name, NEWEST]
 CONFIG = tiny_data.config_path("tiny_plain_ctc.yml")
 DIGITS = "0123456789"
 # "x" is not in the dictionary: CTCLabelEncode drops it from the label upstream scores, the

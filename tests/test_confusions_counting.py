@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from centerkit import confusions, paired_stats
+from conftest import NEWEST
 
 TEXT = st.text(alphabet="ab01O ", max_size=12)
 
@@ -121,7 +122,7 @@ def recognised(pairs, dictionary="blank 0 1 2 7 O".split(), correct=None):
     right = sum(x["correct"] for x in lines)
     return dict(lines=lines, line_accuracy=right / (len(lines) + 1e-5), dictionary=dictionary,
                 metric=dict(name="RecMetric", is_filter=False, ignore_space=True), model=None, weights="w",
-                weights_source="CHECKPOINT", engine="dygraph", release="v3.7.0", data="eval", seconds=0.1)
+                weights_source="CHECKPOINT", engine="dygraph", release=NEWEST, data="eval", seconds=0.1)
 
 
 FILES = [dict(path="/d/val.txt", sha256="ab" * 32, lines=6)]

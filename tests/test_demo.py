@@ -11,10 +11,10 @@ import subprocess
 import yaml
 
 import tiny_data
-from conftest import TABLE
+from conftest import NEWEST
 from kit_run import KIT, git_status, helper_env
 
-RELEASE = TABLE[-1].name
+RELEASE = NEWEST
 STEP = """
 import os, subprocess, sys
 import run_demo

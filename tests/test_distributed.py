@@ -13,6 +13,7 @@ import pytest
 import dist_worker
 import tiny_data
 import upstream
+from conftest import NEWEST
 from kit_run import git_status, helper_env, make
 from centerkit.export_script import export_script as ec
 
@@ -47,9 +48,9 @@ def test_two_processes_equal_one(tmp_path):
 def test_make_export_nproc2_equals_one_process(clone_source, tmp_path):
     """Clone tier: the real `make export NPROC=2` (paddle.distributed.launch, gloo) against
     NPROC=1 on the same 11 images (uneven for 2 ranks and for the batch size)."""
-    tree = upstream.release_tree(clone_source, "v3.7.0")
+    tree = upstream.release_tree(clone_source, NEWEST)
     if tree is None:
-        pytest.skip("%s has no v3.7.0" % clone_source)
+        pytest.skip("%s has no %s" % (clone_source, NEWEST))
     python, why = tiny_data.paddle_python(tree)
     if python is None:
         pytest.skip(why)
@@ -61,7 +62,7 @@ def test_make_export_nproc2_equals_one_process(clone_source, tmp_path):
     got = {}
     for nproc in (1, 2):
         out = str(tmp_path / ("centers%d.pkl" % nproc))
-        r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": "v3.7.0"}, PYTHON=python, CONFIG=cfg,
+        r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": NEWEST}, PYTHON=python, CONFIG=cfg,
                  CHECKPOINT=ckpt, OUTPUT=out, NPROC=nproc, OPTS=" ".join("-o " + o for o in opts))
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         with open(out, "rb") as f:

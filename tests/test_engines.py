@@ -13,14 +13,14 @@ import pytest
 
 import tiny_data
 from centerkit import faults, releases
-from conftest import TABLE
+from conftest import NEWEST, NEWEST_NUMPY1, TABLE, newest_of
 from centerkit.export_script import export_script as ec
 from kit_run import error_lines, git_status, make, recipe_exit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD_HOOK = os.path.join(HERE, "child_faults")
 TINY_CONFIGS = ["tiny_plain_ctc.yml", "tiny_multihead_ctc_sar.yml", "tiny_distill_ctc_nrtr.yml"]
-ENGINE_RELEASES = ["v2.9.1", "v3.7.0"]
+ENGINE_RELEASES = [NEWEST_NUMPY1, NEWEST]  # the newest release on each Paddle 3 environment (release_envs.py)
 
 
 def assert_same_centers(got, expected, rtol=1e-4):
@@ -93,7 +93,7 @@ def test_inference_engine_equals_dygraph(export_on, release, config):
 
 def test_inference_engine_on_two_processes(export_on):
     """NPROC=2, one predictor per rank, against one dygraph process."""
-    run = export_on("v3.7.0", "tiny_multihead_ctc_sar.yml")
+    run = export_on(NEWEST, "tiny_multihead_ctc_sar.yml")
     r1, one, _ = run("one", ENGINE="dygraph")
     r2, two, report = run("two", ENGINE="inference", NPROC=2)
     assert r1.returncode == 0 and r2.returncode == 0, r2.stdout[-3000:] + r2.stderr[-3000:]
@@ -110,7 +110,7 @@ def armed(run, event):
 
 
 def test_auto_exports_through_dygraph_when_the_model_cannot_be_converted(export_on):
-    run = export_on("v3.7.0")
+    run = export_on(NEWEST)
     r, dygraph, _ = run("dygraph", ENGINE="dygraph")
     assert r.returncode == 0, r.stderr[-3000:]
     r, auto, report = run("auto", env=armed(run, "convert:-:UNSUPPORTED"))
@@ -125,7 +125,7 @@ def test_auto_exports_through_dygraph_when_the_model_cannot_be_converted(export_
 
 
 def test_engine_inference_that_cannot_convert_is_a_one_line_error(export_on):
-    run = export_on("v3.7.0")
+    run = export_on(NEWEST)
     r, _, _ = run("inference", env=armed(run, "convert:-:UNSUPPORTED"), ENGINE="inference")
     assert recipe_exit(r) == 2, r.stderr[-3000:]
     lines = error_lines(r)
@@ -138,7 +138,7 @@ def test_engine_inference_that_cannot_convert_is_a_one_line_error(export_on):
 def test_mode_train_exports_through_dygraph(export_on):
     """The stock-faithful MODE=train runs layers in train mode, which an inference graph is
     not: auto takes dygraph and says so, ENGINE=inference is refused before anything runs."""
-    run = export_on("v3.7.0")
+    run = export_on(NEWEST)
     r, centers, report = run("train", MODE="train")
     assert r.returncode == 0, r.stderr[-3000:]
     assert centers and report["engine"] == "dygraph" and "engine: dygraph (MODE=train" in r.stdout + r.stderr
@@ -149,7 +149,7 @@ def test_mode_train_exports_through_dygraph(export_on):
 
 
 def test_unknown_engine_is_a_one_line_error(export_on):
-    run = export_on("v3.7.0", images=3)
+    run = export_on(NEWEST, images=3)
     r, _, _ = run("x", ENGINE="tensorflow")
     assert recipe_exit(r) == 2 and len(error_lines(r)) == 1
     assert "ENGINE=tensorflow is not one of auto, inference, dygraph" in error_lines(r)[0]
@@ -255,7 +255,7 @@ def rerun_lines(r):
 
 
 def test_a_native_crash_of_the_engine_is_rerun_on_dygraph(export_on):
-    run = export_on("v3.7.0")
+    run = export_on(NEWEST)
     r, dygraph, _ = run("dygraph", ENGINE="dygraph")
     assert r.returncode == 0, r.stderr[-3000:]
     for phase, sig in NATIVE_CRASHES:
@@ -276,7 +276,7 @@ def test_a_native_crash_of_the_engine_is_rerun_on_dygraph(export_on):
 
 
 def test_engine_inference_that_crashes_is_an_error_naming_the_signal(export_on):
-    run = export_on("v3.7.0", images=3)
+    run = export_on(NEWEST, images=3)
     r, _, _ = run("inference", env=armed(run, "predictor:-:ILL"), ENGINE="inference")
     assert r.returncode != 0 and recipe_exit(r) == 128 + 4  # the child's death, as the shell reports it
     lines = error_lines(r)
@@ -290,7 +290,7 @@ def test_engine_inference_that_crashes_is_an_error_naming_the_signal(export_on):
 def test_a_crash_on_two_processes_is_rerun_on_two(export_on):
     """Under paddle's launcher the kit sees the launcher's exit code, not the rank's signal:
     the rank's faulthandler line names it."""
-    run = export_on("v3.7.0", "tiny_multihead_ctc_sar.yml")
+    run = export_on(NEWEST, "tiny_multihead_ctc_sar.yml")
     r, centers, report = run("two", env=armed(run, "first-batch:-:SEGV"), NPROC=2)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     lines = rerun_lines(r)
@@ -321,7 +321,8 @@ def test_cpu_flags_read_from_cpuinfo(tmp_path):
     assert ec.cpu_flags(str(tmp_path / "none")) is None
 
 
-@pytest.mark.parametrize("release", ["v2.7.0"])
+# the newest release on Paddle 2.6.2 (release_envs.py); the v2.7 series has NRTRHead, which the config needs
+@pytest.mark.parametrize("release", [newest_of("v2.7")])
 def test_paddle_2_on_a_cpu_without_avx512_builds_the_predictor_without_the_pass(export_on, release):
     """The rule end to end on Paddle 2.6.2, with /proc/cpuinfo read as an AMD EPYC's: the
     predictor is built without the pass, says so, and still passes the agreement check."""
@@ -341,8 +342,8 @@ def test_paddle_2_on_a_cpu_without_avx512_builds_the_predictor_without_the_pass(
 # Issue 22: a release the table does not list works when a series applies cleanly, and says
 # it is not yet proven: in make check, in every command's output and in the report.
 def test_an_unlisted_release_uses_the_series_that_applies_and_says_it_is_unproven(export_on):
-    run = export_on("v3.7.0", images=3)
-    newer = "v%d.%d.0" % (releases.parse_version(TABLE[-1].name)[0], releases.parse_version(TABLE[-1].name)[1] + 1)
+    run = export_on(NEWEST, images=3)
+    newer = "v%d.%d.0" % (releases.parse_version(NEWEST)[0], releases.parse_version(NEWEST)[1] + 1)
     r = make("check", cwd=run.tree, env={"PADDLEOCR_VERSION": newer})
     assert r.returncode == 0, r.stderr
     assert "ok: PaddleOCR %s, series %s applies cleanly" % (newer, TABLE[-1].series) in r.stdout

@@ -1,5 +1,5 @@
 """Fault injection (clone tier, issue #5 "never lose a user's work"): `make export` in a
-real v3.7.0 tree is killed at every step of apply, run and revert, then `make status` and
+real tree of the newest release is killed at every step of apply, run and revert, then `make status` and
 `make revert` are run as a user would, and
 
 - the patched files are byte-identical (sha256 + mode) to before, `git status` is clean,
@@ -30,13 +30,14 @@ import pytest
 
 import tiny_data
 import upstream
+from conftest import NEWEST
 from kit_run import error_lines, git_status, helper_env, make, make_command, recipe_exit, snapshot
 from centerkit import faults, patchfile, quiet, releases
 from centerkit.patch_queue import read_manifest, state_dir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD_HOOK = os.path.join(HERE, "child_faults")
-RELEASE = "v3.7.0"
+RELEASE = NEWEST
 ENV = {"PADDLEOCR_VERSION": RELEASE}
 TARGETS = [t for p in patchfile.series_patches(releases.series_for(RELEASE)) for t in patchfile.targets(p)]
 OLD = {"out.pkl": b"old centers", "out.report.json": b'{"old": true}\n', "out.samples.png": b"old chart"}
@@ -133,7 +134,7 @@ def fault_token(tmp_path_factory):
 
 @pytest.fixture
 def run(clone_source, tmp_path_factory, tmp_path, fault_token):
-    """A clean v3.7.0 tree, a fresh copy of the user's files and earlier outputs (Run)."""
+    """A clean tree of the newest release, a fresh copy of the user's files and earlier outputs (Run)."""
     tree = upstream.release_tree(clone_source, RELEASE)
     if tree is None:
         pytest.skip("%s has neither tag %s nor the commit the shared table gives" % (clone_source, RELEASE))

@@ -5,7 +5,7 @@ this proof), and the kit's children write no bytecode into a clone."""
 import os
 import subprocess
 
-from conftest import HOSTILE
+from conftest import HOSTILE, NEWEST
 from kit_run import hermetic_env, make_command
 
 
@@ -17,7 +17,7 @@ def test_the_users_kit_variables_never_reach_a_kit_recipe(tmp_path):
     probe = tmp_path / "Makefile"
     probe.write_text("include %s\nprobe:\n%s\n" % (os.path.join(os.path.dirname(os.path.dirname(__file__)), "Makefile"),
                      "".join("\t@echo 'make %s=$(%s)'; echo \"env %s=$$%s\"\n" % (n, n, n, n) for n in names)))
-    cmd, env = make_command("probe", env={"PADDLEOCR_VERSION": "v3.7.0"})
+    cmd, env = make_command("probe", env={"PADDLEOCR_VERSION": NEWEST})
     cmd[cmd.index("-f") + 1] = str(probe)
     out = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -26,7 +26,7 @@ def test_the_users_kit_variables_never_reach_a_kit_recipe(tmp_path):
     leaked = {k: v for k, v in seen.items() if any(h in v for h in HOSTILE.values() if len(h) > 1)}
     assert leaked == {}, leaked
     assert all(seen["%s %s" % (where, n)] == "" for where in ("make", "env") for n in ("FORCE", "NPROC", "OUTPUT"))
-    assert seen["env PADDLEOCR_VERSION"] == "v3.7.0"
+    assert seen["env PADDLEOCR_VERSION"] == NEWEST
     assert "PYTHONDONTWRITEBYTECODE" not in hermetic_env()  # bytecode on, as users have it
 
 

@@ -2,7 +2,7 @@
 
 Without a PaddleOCR clone (CI): the strict pkl format check, inspect from a report and
 from the pkl alone, the chart's data, the export refusing an existing chart, and the
-validate checks made before Paddle is imported. Clone tier (PADDLEOCR_REPO, v3.7.0):
+validate checks made before Paddle is imported. Clone tier (PADDLEOCR_REPO, the newest release):
 validate against upstream's own CenterLoss config, loading through the clone's
 ppocr.losses.center_loss.CenterLoss, and a real `make export` writing the chart.
 """
@@ -23,6 +23,7 @@ import yaml
 
 import tiny_data
 import upstream
+from conftest import NEWEST
 from kit_run import error_lines, git_status, make, snapshot
 from centerkit import KitError, centers, chart, files
 from centerkit.export_script import export_script as ec
@@ -55,7 +56,7 @@ def exported(folder, classes=(0, 1, 2, 4), width=8):
     acc.update(rng.normal(size=(1, 2, width)), np.array([[0, 0]]), [True])
     cents = acc.centers()
     report = ec.summarize(cents, acc.counts, ["blank", "a", "b", "c", "d"],
-                          dict(images_seen=7, images_used=2, model=None, checkpoint="ck", release="v3.7.0"))
+                          dict(images_seen=7, images_used=2, model=None, checkpoint="ck", release=NEWEST))
     report["samples_per_class"] = {str(c): int(acc.counts[c]) for c in cents}
     pkl = save(folder / "c.pkl", cents)
     (folder / "c.report.json").write_text(json.dumps(report))
@@ -335,51 +336,52 @@ def test_validate_refuses_before_loading(tmp_path, case):
 
 # -- clone tier: the clone's own CenterLoss ------------------------------------------------
 @pytest.fixture
-def v37(clone_source):
+def newest_tree(clone_source):
     if importlib.util.find_spec("paddle") is None:
         pytest.skip("this Python has no paddle to import ppocr.losses with")
-    tree = upstream.release_tree(clone_source, "v3.7.0")
+    tree = upstream.release_tree(clone_source, NEWEST)
     if tree is None:
-        pytest.skip("%s has neither tag v3.7.0 nor its commit" % clone_source)
+        pytest.skip("%s has neither tag %s nor its commit" % (clone_source, NEWEST))
     return tree
 
 
-def test_validate_loads_through_the_clones_center_loss(v37, tmp_path):
+def test_validate_loads_through_the_clones_center_loss(newest_tree, tmp_path):
     pkl = save(tmp_path / "c.pkl", rand_centers([0, 1, 17, 6624], 96))  # 6624: the space class
-    r = make("validate", cwd=v37, CENTERS=pkl, CONFIG=ENHANCED_CTC)
+    r = make("validate", cwd=newest_tree, CENTERS=pkl, CONFIG=ENHANCED_CTC)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ok: %s fits Loss.loss_config_list[1].CenterLoss: 4 of 6625 classes have a "
-                               "center, width 96; loaded by %s" % (pkl, os.path.join(v37, "ppocr", "losses", "center_loss.py")))
+                               "center, width 96; loaded by %s"
+                               % (pkl, os.path.join(newest_tree, "ppocr", "losses", "center_loss.py")))
     assert "center_file_path is empty" in r.stdout and len(r.stdout.splitlines()) == 1
-    assert git_status(v37) == ""
+    assert git_status(newest_tree) == ""
 
 
-def test_validate_takes_a_stock_pkl(v37, tmp_path):
+def test_validate_takes_a_stock_pkl(newest_tree, tmp_path):
     pkl = save(tmp_path / "c.pkl", stock_centers([0, 1, 17, 6624], 96))
-    r = make("validate", cwd=v37, CENTERS=pkl, CONFIG=ENHANCED_CTC)
+    r = make("validate", cwd=newest_tree, CENTERS=pkl, CONFIG=ENHANCED_CTC)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ok: %s fits Loss.loss_config_list[1].CenterLoss: 4 of 6625 classes have a "
                                "center, width 96, stock format (numpy integer keys" % pkl)
-    assert git_status(v37) == ""
+    assert git_status(newest_tree) == ""
 
 
-def test_validate_names_what_num_classes_must_be(v37, tmp_path):
-    with open(os.path.join(v37, ENHANCED_CTC)) as f:
+def test_validate_names_what_num_classes_must_be(newest_tree, tmp_path):
+    with open(os.path.join(newest_tree, ENHANCED_CTC)) as f:
         cfg = yaml.safe_load(f)
     cfg["Global"]["use_space_char"] = False  # 6623 characters + blank: 6625 is one too many
     (tmp_path / "nospace.yml").write_text(yaml.safe_dump(cfg))
     pkl = save(tmp_path / "c.pkl", rand_centers([0, 1, 17], 96))
-    r = make("validate", cwd=v37, CENTERS=pkl, CONFIG=str(tmp_path / "nospace.yml"))
+    r = make("validate", cwd=newest_tree, CENTERS=pkl, CONFIG=str(tmp_path / "nospace.yml"))
     assert error_lines(r) == ["ppocr-center-kit: error: num_classes is 6625 in Loss.loss_config_list[1].CenterLoss, "
                               "but the CTC head has 6624 classes: 6623 characters of ppocr/utils/ppocr_keys_v1.txt "
                               "+ 1 blank (use_space_char: false); set num_classes: 6624"]
 
 
 @pytest.mark.parametrize("case", ["width", "range", "bad pkl"])
-def test_validate_against_upstream_config_refuses(v37, tmp_path, case):
+def test_validate_against_upstream_config_refuses(newest_tree, tmp_path, case):
     pkl = save(tmp_path / "c.pkl", {"width": rand_centers([0, 5], 64), "range": rand_centers([0, 6625], 96),
                                     "bad pkl": {5: np.zeros(96, np.float16)}}[case])
-    r = make("validate", cwd=v37, CENTERS=pkl, CONFIG=ENHANCED_CTC)
+    r = make("validate", cwd=newest_tree, CENTERS=pkl, CONFIG=ENHANCED_CTC)
     needle = {"width": "the centers are 64 wide but Loss.loss_config_list[1].CenterLoss has feat_dim 96",
               "range": "classes past num_classes 6625 of Loss.loss_config_list[1].CenterLoss (1, largest 6625)",
               "bad pkl": "center of class 5 is a float16"}[case]
@@ -387,13 +389,14 @@ def test_validate_against_upstream_config_refuses(v37, tmp_path, case):
     assert r.returncode != 0 and len(lines) == 1 and needle in lines[0], r.stderr
 
 
-def test_export_writes_the_chart_then_inspect_and_validate_take_the_pkl(v37, tmp_path):
+def test_export_writes_the_chart_then_inspect_and_validate_take_the_pkl(newest_tree, tmp_path):
     data = tmp_path / "data"
     opts = tiny_data.dataset(data, images=11)
     cfg = tiny_data.config_path("tiny_plain_ctc.yml")
     ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "centers.pkl")
-    tiny_data.reference(sys.executable, v37, "init", cfg, ckpt, str(data / "train.txt"), str(tmp_path / "ref.pkl"), opts)
-    r = make("export", cwd=v37, env={"PADDLEOCR_VERSION": "v3.7.0"}, CONFIG=cfg, CHECKPOINT=ckpt, OUTPUT=out,
+    tiny_data.reference(sys.executable, newest_tree, "init", cfg, ckpt, str(data / "train.txt"), str(tmp_path / "ref.pkl"),
+                        opts)
+    r = make("export", cwd=newest_tree, env={"PADDLEOCR_VERSION": NEWEST}, CONFIG=cfg, CHECKPOINT=ckpt, OUTPUT=out,
              OPTS=" ".join("-o " + o for o in opts))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     png = files.chart_path(out)
@@ -411,6 +414,6 @@ def test_export_writes_the_chart_then_inspect_and_validate_take_the_pkl(v37, tmp
     center_cfg["Global"]["character_dict_path"] = str(data / "dict.txt")
     center_cfg["Loss"] = combined(num_classes=11, feat_dim=24, center_file_path=out)
     (tmp_path / "center.yml").write_text(yaml.safe_dump(center_cfg))
-    r = make("validate", cwd=v37, CENTERS=out, CONFIG=str(tmp_path / "center.yml"))
+    r = make("validate", cwd=newest_tree, CENTERS=out, CONFIG=str(tmp_path / "center.yml"))
     assert r.returncode == 0 and r.stdout.startswith("ok: ") and "width 24" in r.stdout and "note" not in r.stdout, r.stderr
-    assert git_status(v37) == ""
+    assert git_status(newest_tree) == ""

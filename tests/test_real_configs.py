@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import NEWEST, YAML_BROKEN, YAML_FIXED
 from kit_run import git_status, helper_env, make
 import tiny_data
 
-REAL_CONFIG_RELEASES = ["v2.8.0", "v2.9.0", "v3.7.0"]
+REAL_CONFIG_RELEASES = [YAML_BROKEN, YAML_FIXED, NEWEST]
 FAMILIES = {  # the configs were renamed in v3.0: newest name first
     "svtrv2-distillation": ["configs/rec/SVTRv2/ch_SVTRv2_rec_distillation.yml",
                             "configs/rec/SVTRv2/rec_svtrv2_ch_distillation.yml"],

@@ -27,10 +27,11 @@ import pytest
 
 import tiny_data
 from centerkit import centers as pkl
+from conftest import NEWEST, NEWEST_NUMPY1
 from kit_run import git_status, helper_env, make
 
 CONFIG = "configs/rec/ch_PP-OCRv2/ch_PP-OCRv2_rec_enhanced_ctc_loss.yml"
-RELEASES = ["v2.9.1", "v3.7.0"]
+RELEASES = [NEWEST_NUMPY1, NEWEST]  # the newest release on each Paddle 3 environment (release_envs.py)
 
 
 @pytest.mark.parametrize("release", RELEASES)

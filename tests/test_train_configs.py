@@ -21,9 +21,10 @@ import time
 import pytest
 
 import tiny_data
+from conftest import NEWEST, YAML_BROKEN, YAML_FIXED
 from kit_run import KIT, error_lines, git_status, helper_env, make, make_command, recipe_exit
 
-TRAIN_RELEASES = ["v2.8.0", "v2.9.0", "v3.7.0"]
+TRAIN_RELEASES = [YAML_BROKEN, YAML_FIXED, NEWEST]
 FAMILIES = {  # newest name first (renamed in v3.0)
     "svtrv2-distillation": ["configs/rec/SVTRv2/ch_SVTRv2_rec_distillation.yml",
                             "configs/rec/SVTRv2/rec_svtrv2_ch_distillation.yml"],
@@ -163,7 +164,7 @@ def test_patched_tree_trains_like_upstream_without_the_loss(tree_of, family, tmp
     """The config's own losses on the same first Train batch (same seeds, same weights),
     unpatched and after make apply: identical values. (Whole training runs are not
     reproducible upstream, augmentations vary, so one saved batch's forward and loss.)"""
-    s = Setup(tree_of, "v3.7.0", family, tmp_path, export=False)
+    s = Setup(tree_of, NEWEST, family, tmp_path, export=False)
     script = os.path.join(KIT, "tests", "train_step_losses.py")
 
     def losses():
@@ -184,7 +185,7 @@ def test_patched_tree_trains_like_upstream_without_the_loss(tree_of, family, tmp
 
 
 def test_interrupted_make_train_leaves_the_tree_as_it_was(tree_of, tmp_path):
-    s = Setup(tree_of, "v3.7.0", "ppocrv2-enhanced-ctc", tmp_path)
+    s = Setup(tree_of, NEWEST, "ppocrv2-enhanced-ctc", tmp_path)
     s.train_opts = s.train_opts + ["Global.epoch_num=1000"]  # long enough to be interrupted
     cmd, env = make_command("train", env=s.env, PYTHON=s.python, CONFIG=s.config, CHECKPOINT=s.ckpt,
                             CENTERS=s.centers, OPTS=s.opts_text(s.train_opts))
@@ -220,7 +221,7 @@ BAD = {
 def test_bad_centers_are_one_line_exit_2(tree_of, tmp_path):
     import pickle
 
-    s = Setup(tree_of, "v3.7.0", "ppocrv2-enhanced-ctc", tmp_path, export=False)
+    s = Setup(tree_of, NEWEST, "ppocrv2-enhanced-ctc", tmp_path, export=False)
     for name, (content, message) in BAD.items():
         path = tmp_path / ("%s.pkl" % name)
         if isinstance(content, bytes):
@@ -241,7 +242,7 @@ def test_bad_centers_are_one_line_exit_2(tree_of, tmp_path):
 
 
 def test_wrong_sub_model_is_one_line(tree_of, tmp_path):
-    s = Setup(tree_of, "v3.7.0", "svtrv2-distillation", tmp_path)
+    s = Setup(tree_of, NEWEST, "svtrv2-distillation", tmp_path)
     r = s.train(MODEL="Pupil")
     assert recipe_exit(r) == 2 and "MODEL=Pupil is not a sub-model" in error_lines(r)[0]
     r = s.train(MODEL="Teacher")  # the Student's centers on the Teacher: its report says whose they are
@@ -266,7 +267,7 @@ def test_wrong_sub_model_is_one_line(tree_of, tmp_path):
 
 def test_make_train_nproc_2(tree_of, tmp_path):
     """NPROC=2: the clone's tools/train.py under paddle.distributed.launch (CPU, gloo)."""
-    s = Setup(tree_of, "v3.7.0", "ppocrv2-enhanced-ctc", tmp_path)
+    s = Setup(tree_of, NEWEST, "ppocrv2-enhanced-ctc", tmp_path)
     s.train_opts = s.train_opts + ["Train.loader.batch_size_per_card=1"]  # 4 images, 2 ranks: 2 steps each
     r = s.train(NPROC="2")
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
@@ -279,7 +280,7 @@ def test_make_train_nproc_2(tree_of, tmp_path):
 def test_make_train_config_writes_the_yaml_only(tree_of, tmp_path):
     import yaml
 
-    s = Setup(tree_of, "v3.7.0", "svtrv2-distillation", tmp_path)
+    s = Setup(tree_of, NEWEST, "svtrv2-distillation", tmp_path)
     user_config = os.path.join(s.tree, s.config)
     with open(user_config, "rb") as f:
         before = f.read()

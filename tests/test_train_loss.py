@@ -1,7 +1,7 @@
 """The kit's training loss (tools/kit_center_loss.py, ppocr/losses/kit_center_loss.py in a
 patched tree) against upstream CenterLoss on the same (features, logits).
 
-- with PADDLEOCR_REPO: upstream's own ppocr/losses/center_loss.py of every series' newest
+- with PADDLEOCR_REPO: upstream's own ppocr/losses/center_loss.py of every series' first
   release, read from the clone's history (the PyPI sdists carry no ppocr/losses);
 - always: the dense (B*T) x C formula of upstream written in numpy float64.
 Values within 1e-6 relative, feature gradients within 1e-5, several shapes and dtypes.
@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import upstream
+from conftest import TABLE, first_of
 
 paddle = pytest.importorskip("paddle")
 
@@ -26,7 +27,7 @@ _spec = importlib.util.spec_from_file_location("kit_center_loss", os.path.join(K
 kcl = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kcl)
 
-UPSTREAM_RELEASES = ["v2.6.0", "v2.7.0", "v2.8.0", "v3.7.0"]
+UPSTREAM_RELEASES = [first_of(s) for s in dict.fromkeys(r.series for r in TABLE)]  # one per series
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -5,6 +5,7 @@ import subprocess
 
 from centerkit import patchfile
 from centerkit.patch_queue import PatchQueue
+from conftest import NEWEST, TABLE
 
 
 def _tree(tmp_path):
@@ -17,7 +18,7 @@ def _tree(tmp_path):
     patch = tmp_path / "0001-new.patch"
     patch.write_text("Subject: test\n---\n" + "diff --git a/pkg/a.py b/pkg/a.py\n--- a/pkg/a.py\n+++ b/pkg/a.py\n"
                      "@@ -1 +1,2 @@\n x = 1\n+y = 2\n" + patchfile.new_file_diff("pkg/new.py", "z = 3\n"))
-    q = PatchQueue(str(tree), "v3.7")
+    q = PatchQueue(str(tree), TABLE[-1].series)
     q.patches = [str(patch)]
     return tree, q
 
@@ -26,7 +27,7 @@ def test_created_file_is_removed_on_revert(tmp_path):
     tree, q = _tree(tmp_path)
     assert q.targets() == ["pkg/a.py", "pkg/new.py"]
     assert q.detect()[0] == "unapplied"
-    q.apply("v3.7.0")
+    q.apply(NEWEST)
     assert (tree / "pkg" / "new.py").read_text() == "z = 3\n"
     assert q.detect()[0] == "applied"
     assert q.revert() == "restored"
@@ -37,7 +38,7 @@ def test_created_file_is_removed_on_revert(tmp_path):
 
 def test_edits_to_a_created_file_are_kept(tmp_path):
     tree, q = _tree(tmp_path)
-    q.apply("v3.7.0")
+    q.apply(NEWEST)
     (tree / "pkg" / "new.py").write_text("z = 3\nmine = True\n")
     q.revert()
     assert not (tree / "pkg" / "new.py").exists()

@@ -1,4 +1,4 @@
-"""Clone tier (v3.7.0): which weights the export loaded is explicit. The report and the log
+"""Clone tier (the newest release): which weights the export loaded is explicit. The report and the log
 name the source (CHECKPOINT, Global.checkpoints, Global.pretrained_model, a sub-model's
 `pretrained`), the last two with a warning line (in a fine-tuning config they are the
 weights before training), and every source is checked strictly for shape: upstream loads a
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import tiny_data
+from conftest import NEWEST
 from kit_run import error_lines, git_status, make, recipe_exit
 
-RELEASE = "v3.7.0"
+RELEASE = NEWEST
 CONFIG = "tiny_distill_ctc_nrtr.yml"
 WARNING = "in a fine-tuning config these are the weights before training"
 

@@ -5,6 +5,7 @@ import os
 import subprocess
 
 import release_envs
+from conftest import NEWEST
 from centerkit.standin import noise_images
 from kit_run import helper_env
 
@@ -60,7 +61,7 @@ def release_python(tree, release):
     return python
 
 
-def paddle_python(tree, release="v3.7.0"):
+def paddle_python(tree, release=NEWEST):
     """(the Python that can run this tree's ppocr with Paddle, None) or (None, why not):
     the release's test environment (release_envs.py), PADDLEOCR_PYTHON[_V2|_V3] if set."""
     python, why = release_envs.python_for(release)
