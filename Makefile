@@ -39,7 +39,7 @@ TREE_ARG = --tree "$(PADDLEOCR)"
 KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 .DEFAULT_GOAL := help
-.PHONY: help setup export check apply revert status refresh demo demo-ab test inspect validate smoke bench train train-config ab confusions
+.PHONY: help setup export check apply revert status refresh demo demo-ab test add-release inspect validate smoke bench train train-config ab confusions
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -121,6 +121,9 @@ revert: ## restore every patched file byte-for-byte (also after a killed run)
 
 status: ## release, series, and whether the patches are applied or a run is open
 	@$(KITPY) status $(TREE_ARG)
+
+add-release: ## maintainers: prove a new PaddleOCR release on its tree, add it to patches/releases.tsv: TAG=vX.Y.Z [PADDLEOCR= SDIST_SHA256=]
+	@$(KITPY) add_release $(TREE_ARG) --tag "$(TAG)" --sdist-sha256 "$(SDIST_SHA256)" --python "$(PYTHON)"
 
 refresh: ## regenerate the kit-generated patches from tools/export_center.py and tools/kit_center_loss.py
 	@$(KITPY) refresh

@@ -14,9 +14,10 @@ from .patch_queue import PatchQueue, read_manifest
 from .patched_run import report_kept_edits, run_patched
 from .supervise import launcher
 from .tree import TreeLock, find_tree
-from . import ab, train_cmd
+from . import ab, add_release, train_cmd
 from .ab import cmd_ab  # noqa: F401 (main dispatches on the command's name)
 from .train_cmd import cmd_train  # noqa: F401
+from .add_release import cmd_add_release  # noqa: F401
 
 
 def make_export_command(tree, python, config, checkpoint, output, opts, **variables):
@@ -236,6 +237,7 @@ def main(argv=None):
         c.add_argument("--" + opt, default="")
     train_cmd.add_arguments(sub.add_parser("train"))  # make train / make train-config
     ab.add_arguments(sub.add_parser("ab"))
+    add_release.add_arguments(sub.add_parser("add_release"))
     r = sub.add_parser("refresh")
     r.add_argument("--check", action="store_true", help="exit 1 if a patch is stale, change nothing")
     a = p.parse_args(argv)
