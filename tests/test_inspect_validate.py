@@ -201,6 +201,10 @@ def test_inspect_from_the_pkl_alone(tmp_path):
     assert table["feature width"] == "6" and table["images seen"] == "unknown"
     assert "none: the report has no samples" in r.stdout
     assert not (tmp_path / "c.samples.png").exists()
+    got, _, _ = centers.load(pkl)
+    closest = r.stdout.split("closest pairs of centers")[1].splitlines()[1:7]
+    assert closest == ec.format_closest(ec.closest_pairs(got, None))[1:]  # all 4 x 3 / 2 = 6 pairs
+    assert "CTC blank (class 0)" in r.stdout.split("closest pairs")[1] and '"' not in "".join(closest)  # no characters
 
     (tmp_path / "dict.txt").write_text("a\nb\nc\nd\n")
     r = inspect(tmp_path, pkl, DICT="dict.txt")
@@ -209,6 +213,8 @@ def test_inspect_from_the_pkl_alone(tmp_path):
     assert table["classes with a center"] == "3 of 5 characters, and the CTC blank"  # a, c, space of a-d + space
     assert table["characters without a center"] == "2 bd"
     assert table["classes out of the dictionary"] == "0"
+    closest = r.stdout.split("closest pairs of centers")[1]
+    assert all(name in closest for name in ('"a" (class 1)', '"c" (class 3)', '" " (class 5)'))  # named by DICT=
 
 
 # -- the chart -----------------------------------------------------------------------------
