@@ -25,7 +25,7 @@ import tiny_data
 import upstream
 from conftest import NEWEST
 from kit_run import error_lines, git_status, make, snapshot
-from centerkit import KitError, centers, chart, files
+from centerkit import KitError, chart, files, pkl_format
 from centerkit.export_script import export_script as ec
 from centerkit.standin import noise_images
 
@@ -99,7 +99,7 @@ BAD = {
 def test_bad_format_is_named(tmp_path, case):
     obj, needle = BAD[case]
     with pytest.raises(KitError) as e:
-        centers.load(save(tmp_path / "x.pkl", obj))
+        pkl_format.load(save(tmp_path / "x.pkl", obj))
     assert needle in str(e.value)
 
 
@@ -108,7 +108,7 @@ def test_good_format_in_every_pickle_protocol(tmp_path):
     for proto in range(2, pickle.HIGHEST_PROTOCOL + 1):
         path = tmp_path / ("p%d.pkl" % proto)
         path.write_bytes(pickle.dumps(want, protocol=proto))
-        got, width, stock = centers.load(str(path))
+        got, width, stock = pkl_format.load(str(path))
         assert width == 5 and sorted(got) == [0, 3, 7] and stock == ""
         assert all(np.array_equal(got[k], want[k]) for k in want)
 
@@ -121,8 +121,8 @@ def stock_centers(classes, width):
 def test_a_stock_pkl_is_read_and_named(tmp_path):
     """upstream's own export writes numpy integer keys; CenterLoss loads them, so does the kit."""
     path = save(tmp_path / "stock.pkl", stock_centers([0, 3, 7], 5))
-    got, width, stock = centers.load(path)
-    assert width == 5 and stock == centers.STOCK_FORMAT and [type(k) for k in got] == [int] * 3
+    got, width, stock = pkl_format.load(path)
+    assert width == 5 and stock == pkl_format.STOCK_FORMAT and [type(k) for k in got] == [int] * 3
     r = inspect(tmp_path, "stock.pkl")
     assert r.returncode == 0, r.stderr
     assert "centers   stock.pkl: 3 classes, width 5, stock format (numpy integer keys" in r.stdout
@@ -138,7 +138,7 @@ def test_reading_a_pkl_runs_no_code_from_it(tmp_path):
     bomb.path = str(tmp_path / "ran")
     path = save(tmp_path / "evil.pkl", {1: bomb})
     with pytest.raises(KitError) as e:
-        centers.load(path)
+        pkl_format.load(path)
     assert "posix.mkdir" in str(e.value) or "os.mkdir" in str(e.value)
     assert not os.path.exists(bomb.path)
 
@@ -201,7 +201,7 @@ def test_inspect_from_the_pkl_alone(tmp_path):
     assert table["feature width"] == "6" and table["images seen"] == "unknown"
     assert "none: the report has no samples" in r.stdout
     assert not (tmp_path / "c.samples.png").exists()
-    got, _, _ = centers.load(pkl)
+    got, _, _ = pkl_format.load(pkl)
     closest = r.stdout.split("closest pairs of centers")[1].splitlines()[1:7]
     assert closest == ec.format_closest(ec.closest_pairs(got, None))[1:]  # all 4 x 3 / 2 = 6 pairs
     assert "CTC blank (class 0)" in r.stdout.split("closest pairs")[1] and '"' not in "".join(closest)  # no characters

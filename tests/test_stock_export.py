@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import tiny_data
-from centerkit import centers as pkl
+from centerkit import pkl_format as pkl
 from conftest import NEWEST, NEWEST_NUMPY1
 from kit_run import git_status, helper_env, make
 

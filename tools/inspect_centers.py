@@ -16,7 +16,7 @@ import re
 import sys
 
 from centerkit import KitError, chart, files, flag, run_tool
-from centerkit import centers as pkl
+from centerkit import pkl_format as pkl
 from centerkit.export_script import export_script
 
 UNKNOWN = "unknown"

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from centerkit import KIT_ROOT, KitError, centers, files, run_tool
+from centerkit import KIT_ROOT, KitError, files, pkl_format, run_tool
 from centerkit.commands import make_export_command
 from centerkit.standin import make_standin, noise_images
 from centerkit.tree import find_tree, tool_arguments
@@ -39,7 +39,7 @@ def smoke(argv):
         cmd = make_export_command(tree, sys.executable, CONFIG, os.path.join(work, "ckpt"), out, opts)
         if subprocess.call(cmd, stdout=subprocess.DEVNULL):
             raise KitError("make export failed on the smoke test (its error is above); `make status` shows the tree")
-        got, width, _ = centers.load(out)
+        got, width, _ = pkl_format.load(out)
         with open(files.report_path(out)) as f:
             report = json.load(f)
     want = (made["class_index"],), made["widths"]["Student"], (11, 6)

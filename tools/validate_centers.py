@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from centerkit import KitError, run_tool
-from centerkit import centers as pkl
+from centerkit import pkl_format as pkl
 from centerkit.export_script import export_script
 from centerkit.preflight import resolve_config
 from centerkit.tree import find_tree

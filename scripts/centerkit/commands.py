@@ -199,9 +199,9 @@ def read_json_input(path, variable, invoked_from):
 def read_centers(path, invoked_from):
     """CENTERS=: a centers pkl {class index: vector}, read by the kit's one strict reader
     (no code from the pickle runs), or KitError."""
-    from . import centers
+    from . import pkl_format
 
-    return centers.load(os.path.join(invoked_from, path))[0]
+    return pkl_format.load(os.path.join(invoked_from, path))[0]
 
 
 def cmd_refresh(a):
