@@ -358,3 +358,28 @@ def test_an_unlisted_release_uses_the_series_that_applies_and_says_it_is_unprove
     r, _, listed = run("listed")
     assert listed["release_proven"] is True and "not yet proven" not in r.stdout + r.stderr
     assert git_status(run.tree) == ""
+
+
+def test_a_killed_runs_state_folder_goes_with_the_next_run_and_with_revert(export_on):
+    """SIGKILL skips every finally: the engine's state folder (the converted model in it)
+    stays in TMPDIR. It has one name per tree, so the next run and `make revert` remove it."""
+    import tempfile
+
+    from centerkit import engine_rerun
+
+    run = export_on(NEWEST, images=3)
+    saved, tempfile.tempdir = tempfile.tempdir, str(run.tmpdir)
+    try:
+        stale = engine_rerun.state_folder(run.tree)
+    finally:
+        tempfile.tempdir = saved
+    for step in ("export", "revert"):
+        os.makedirs(os.path.join(stale, "model"))
+        open(os.path.join(stale, "model", "inference.pdiparams"), "wb").close()
+        if step == "export":
+            r, _, _ = run("after-kill")
+        else:
+            r = make("revert", cwd=run.tree, env={"TMPDIR": str(run.tmpdir), "PADDLEOCR_VERSION": NEWEST})
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert list(run.tmpdir.iterdir()) == [], step
+    assert git_status(run.tree) == ""

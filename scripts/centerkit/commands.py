@@ -4,11 +4,12 @@
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 
 from . import KIT_ROOT, KitError, files, flag, run_tool
-from . import chart, confusions, patchfile, preflight
+from . import chart, confusions, engine_rerun, patchfile, preflight
 from .export_script import export_script
 from .patch_queue import PatchQueue, read_manifest
 from .patched_run import report_kept_edits, run_patched
@@ -83,6 +84,7 @@ def cmd_revert(a):
     with TreeLock(tree):
         q, _ = PatchQueue.for_tree(tree, for_revert=True)
         result = q.revert()
+        shutil.rmtree(engine_rerun.state_folder(tree), ignore_errors=True)  # a killed run's converted model
     print("%s: %s" % (tree, {"restored": "files restored byte-for-byte", "reversed": "patches reversed", "clean": "nothing to revert"}[result]))
     report_kept_edits(q)
     return 0

@@ -13,6 +13,7 @@ a rerun with ENGINE=dygraph loses nothing and writes everything once.
 import collections
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import re
@@ -31,11 +32,24 @@ _FATAL = re.compile(r"^Fatal Python error: (.+)$", re.M)
 Crash = collections.namedtuple("Crash", "signal phase wanted rank")
 
 
+def state_folder(tree):
+    """The tree's state folder in the temp dir: one name per tree and user, so that the run
+    after a killed one (SIGKILL skips every finally) removes what that one left there, the
+    converted model included. Runs on one tree are one at a time (TreeLock)."""
+    key = hashlib.sha1(os.path.realpath(tree).encode("utf-8")).hexdigest()[:12]
+    return os.path.join(tempfile.gettempdir(), "ppocr-center-kit-state-%s-%d" % (key, os.getuid()))
+
+
 @contextlib.contextmanager
-def engine_state():
-    """(the variable, its value) the export child needs for its EngineWatch, in a temp
-    folder outside the clone removed afterwards."""
-    folder = tempfile.mkdtemp(prefix="ppocr-center-kit-state-")
+def engine_state(tree):
+    """(the variable, its value) the export child needs for its EngineWatch, in the tree's
+    state folder outside the clone, made empty first and removed afterwards."""
+    folder = state_folder(tree)
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:  # not ours to remove (another user's, a file): a folder of our own
+        folder = tempfile.mkdtemp(prefix="ppocr-center-kit-state-")
     try:
         yield {export_script.ENGINE_STATE_ENV: os.path.join(folder, "engine")}
     finally:

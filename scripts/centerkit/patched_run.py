@@ -24,7 +24,7 @@ def run_patched(tree, cmd, outputs=(), env=None):
     with TreeLock(tree):
         q, version = PatchQueue.for_tree(tree)
         try:
-            with q.applied(version, outputs=list(outputs)), engine_rerun.engine_state() as state:
+            with q.applied(version, outputs=list(outputs)), engine_rerun.engine_state(tree) as state:
                 child_env = dict(os.environ, PADDLEOCR_RELEASE=str(version), PPOCR_CENTER_KIT_SERIES=q.series,
                                  PPOCR_CENTER_KIT_RELEASE_PROVEN="1" if q.proven else "0", **env, **state)
                 rc = _run(cmd, env, tree, child_env)
