@@ -133,6 +133,26 @@ def upstream_eval_acc(run, opts, ckpt):
     return float(found[-1])
 
 
+def test_data_train_counts_right_the_lines_the_export_averages(confusions_on):
+    """The export averages the Train images its model reads exactly; `make confusions
+    DATA=train` with the same weights reads those lines right: the two counts agree."""
+    run = confusions_on(NEWEST)
+    label_file = run.standin()
+    train = ["Train.dataset.data_dir=%s" % label_file.parent, "Train.dataset.label_file_list=[%s]" % label_file]
+    opts = " ".join("-o " + o for o in run.opts + train)
+    r, got = run("train", DATA="train", OPTS=opts)
+    assert got is not None, r.stdout[-3000:] + r.stderr[-3000:]
+    pkl = run.folder / "c.pkl"
+    e = make("export", cwd=str(run.folder), env={"PADDLEOCR_VERSION": run.release, "TMPDIR": str(run.tmpdir)},
+             PADDLEOCR=run.tree, PYTHON=run.python, CONFIG=CONFIG, CHECKPOINT=run.ckpt, OUTPUT=str(pkl), OPTS=opts)
+    assert e.returncode == 0, e.stdout[-3000:] + e.stderr[-3000:]
+    report = json.loads((run.folder / "c.report.json").read_text())
+    right = sum(got["per_line"]["correct"])
+    assert got["data"] == "train" and got["lines"] == report["images_seen"] == len(LABELS)
+    assert right == report["images_used"] == expected_counts(LABELS)[2]
+    assert run.clean()
+
+
 @pytest.mark.parametrize("release", [NEWEST])  # v2.6.0: upstream eval.py hung on Paddle 2.6 (helper report); see the note
 def test_line_accuracy_is_upstream_eval_acc(confusions_on, release):
     """On a random-init model that reads about half of its lines, DATA=train and DATA=eval
