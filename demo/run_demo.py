@@ -30,7 +30,8 @@ import sys
 
 from centerkit import KIT_ROOT as KIT
 from centerkit import KitError, files, releases, run_tool, train_progress
-from centerkit.commands import cmd_check, make_export_command
+from centerkit.commands import cmd_check
+from centerkit.make_commands import make_command, make_export_command, opts_text
 from centerkit.supervise import interrupt_on_term, run_kit
 from centerkit.tree import find_tree, tool_arguments
 
@@ -78,16 +79,6 @@ def ensure_requirements(tree):
         return
     print("installing %s/requirements.txt into the kit's environment ..." % tree, flush=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", os.path.join(tree, "requirements.txt")], check=True)
-
-
-def make(target, tree, **variables):
-    """The `make <target>` a user would type, with the kit's Python."""
-    return ["make", "--no-print-directory", "-f", os.path.join(KIT, "Makefile"), target, "PADDLEOCR=%s" % tree,
-            "PYTHON=%s" % sys.executable] + ["%s=%s" % kv for kv in variables.items()]
-
-
-def opts_text(opts):
-    return " ".join("-o " + o for o in opts)
 
 
 def train(tree, paths, model_dir, opts):
@@ -147,7 +138,7 @@ def demo(argv):
                           report["images_seen"], files.report_path(centers)), flush=True)
     print("\nwhich look-alikes does the Student confuse on the %d Eval lines? (make confusions)" % DATA["n_val"],
           flush=True)
-    rc = run_kit(make("confusions", tree, CONFIG=CONFIG, CHECKPOINT=ckpt, CENTERS=centers, FORCE=1, OPTS=opts_text(opts),
+    rc = run_kit(make_command("confusions", tree, sys.executable, CONFIG=CONFIG, CHECKPOINT=ckpt, CENTERS=centers, FORCE=1, OPTS=opts_text(opts),
                       OUTPUT=os.path.join(OUT, "confusions.json")), cwd=tree)
     if rc:
         return rc
@@ -161,7 +152,7 @@ def ab(tree, ckpt, centers, opts, runs, trained):
         shutil.rmtree(output, ignore_errors=True)
     print("\ndoes CenterLoss (weight %s, %d epochs) reduce those errors? make ab, %d run(s) per arm, "
           "each about a minute ..." % (CENTER_WEIGHT, AB_EPOCHS, runs), flush=True)
-    return run_kit(make("ab", tree, CONFIG=CONFIG, CHECKPOINT=ckpt, CENTERS=centers, CENTER_WEIGHT=CENTER_WEIGHT,
+    return run_kit(make_command("ab", tree, sys.executable, CONFIG=CONFIG, CHECKPOINT=ckpt, CENTERS=centers, CENTER_WEIGHT=CENTER_WEIGHT,
                         EPOCHS=AB_EPOCHS, RUNS=runs, OUTPUT=output,
                         OPTS=opts_text(opts + ["Global.print_batch_step=20", "Global.save_epoch_step=%d" % AB_EPOCHS,
                                                "Train.sampler.first_bs=%d" % BATCH,

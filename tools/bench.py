@@ -42,7 +42,7 @@ import time
 import numpy as np
 
 from centerkit import KIT_ROOT, LOSS_SOURCE, KitError, files, stock
-from centerkit.commands import make_export_command
+from centerkit.make_commands import make_command, make_export_command, opts_text
 from centerkit.export_script import export_script
 from centerkit.patch_queue import PatchQueue
 from centerkit.standin import make_standin, noise_images
@@ -268,9 +268,8 @@ def confusions_loop(tree, config, ckpt, opts, work):
     """Seconds of `make confusions`' recognition loop (ENGINE=inference, its conversion
     excluded) on the export's images: DATA=train reads them as the export does."""
     out = os.path.join(work, "confusions.json")
-    cmd = ["make", "--no-print-directory", "-f", os.path.join(KIT_ROOT, "Makefile"), "confusions", "PADDLEOCR=%s" % tree,
-           "PYTHON=%s" % sys.executable, "CONFIG=%s" % config, "CHECKPOINT=%s" % ckpt, "DATA=train", "ENGINE=inference",
-           "OUTPUT=%s" % out, "FORCE=1", "OPTS=%s" % " ".join("-o " + o for o in opts)]
+    cmd = make_command("confusions", tree, sys.executable, CONFIG=config, CHECKPOINT=ckpt, DATA="train",
+                       ENGINE="inference", OUTPUT=out, FORCE=1, OPTS=opts_text(opts))
     r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
     if r.returncode:
         raise SystemExit("bench: make confusions failed: %s" % r.stderr.strip().splitlines()[-1:])

@@ -15,7 +15,7 @@ import sys
 import tempfile
 
 from centerkit import KIT_ROOT, KitError, files, pkl_format, run_tool
-from centerkit.commands import make_export_command
+from centerkit.make_commands import make_export_command
 from centerkit.standin import make_standin, noise_images
 from centerkit.tree import find_tree, tool_arguments
 

@@ -24,8 +24,9 @@ import sys
 
 import numpy as np
 
-from . import KIT_ROOT, KitError, files, preflight, train_cmd, train_progress
+from . import KitError, files, preflight, train_cmd, train_progress
 from .export_script import export_script as ec
+from .make_commands import make_command, opts_text
 from .supervise import interrupt_on_term, run_kit
 from .tree import find_tree
 
@@ -47,11 +48,6 @@ def _count(text, name, default, low=1):
     if not str(text).isdigit() or int(text) < low:
         raise KitError("%s=%s is not a whole number >= %d; pass e.g. %s=%d" % (name, text, low, name, max(low, default or 1)))
     return int(text)
-
-
-def _make(target, tree, python, **variables):
-    return ["make", "--no-print-directory", "-f", os.path.join(KIT_ROOT, "Makefile"), target, "PADDLEOCR=%s" % tree,
-            "PYTHON=%s" % python] + ["%s=%s" % kv for kv in variables.items() if kv[1] not in (None, "")]
 
 
 def _run_logged(cmd, log_path, label, progress_log=None):
@@ -105,9 +101,9 @@ class Plan:
         out = os.path.join(folder, "confusions.json")
         if os.path.isfile(out):
             return out
-        cmd = _make("confusions", self.tree, self.python, CONFIG=self.config, CHECKPOINT=checkpoint, MODEL=self.model,
+        cmd = make_command("confusions", self.tree, self.python, CONFIG=self.config, CHECKPOINT=checkpoint, MODEL=self.model,
                     DATA="eval", ENGINE=self.engine, NPROC=self.nproc, OUTPUT=out, FORCE="1",
-                    OPTS=" ".join("-o " + o for o in self.opts))
+                    OPTS=opts_text(self.opts))
         print("%s: make confusions (log: %s)" % (label, os.path.join(folder, "confusions.log")), flush=True)
         _run_logged(cmd, os.path.join(folder, "confusions.log"), label + ": make confusions")
         return out
@@ -121,8 +117,8 @@ class Plan:
         if self.epochs:
             opts.append("Global.epoch_num=%d" % self.epochs)
         weight = "0" if arm == "control" else self.weight
-        cmd = _make("train", self.tree, self.python, CONFIG=self.config, CENTERS=self.centers, CHECKPOINT=self.checkpoint,
-                    MODEL=self.model, CENTER_WEIGHT=weight, NPROC=self.nproc, OPTS=" ".join("-o " + o for o in opts))
+        cmd = make_command("train", self.tree, self.python, CONFIG=self.config, CENTERS=self.centers, CHECKPOINT=self.checkpoint,
+                    MODEL=self.model, CENTER_WEIGHT=weight, NPROC=self.nproc, OPTS=opts_text(opts))
         _run_logged(cmd, os.path.join(folder, "train.log"), label, progress_log=os.path.join(model_dir, "train.log"))
         return os.path.join(model_dir, "latest")
 

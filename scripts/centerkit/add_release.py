@@ -18,7 +18,8 @@ import os
 import subprocess
 import sys
 
-from . import KIT_ROOT, KitError, files, releases
+from . import KitError, files, releases
+from .make_commands import make_command
 from .patch_queue import PatchQueue
 from .tree import TreeLock, find_tree
 
@@ -64,12 +65,11 @@ def table_with(text, row, version):
 
 
 def smoke(tree, python, tag):
-    cmd = [python, os.path.join(KIT_ROOT, "tools", "smoke_export.py"), "--tree", tree]
-    env = dict(os.environ, PADDLEOCR_VERSION=tag,
-               PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(KIT_ROOT, "scripts"), os.environ.get("PYTHONPATH")])))
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    r = subprocess.run(make_command("smoke", tree, python), env=dict(os.environ, PADDLEOCR_VERSION=tag),
+                       capture_output=True, text=True)
     if r.returncode:
-        last = (r.stderr.strip().splitlines() or ["?"])[-1]
+        lines = r.stderr.strip().splitlines()
+        last = ([l for l in lines if l.startswith("ppocr-center-kit:")] or lines or ["?"])[-1]  # not make's own line
         raise KitError("make smoke failed on %s (%s); nothing was added to the table" % (tree, last))
     return r.stdout.strip().splitlines()[-1]
 
@@ -96,7 +96,6 @@ def cmd_add_release(a):
         except KitError as e:
             raise KitError("%s; no series fits %s: carry the newest series onto it by hand (CONTRIBUTING.md, "
                            "Adding a PaddleOCR release), then rerun make add-release" % (e, tag))
-        q.require_no_open_run()
         status, detail = q.detect()
         if status != "unapplied":
             raise KitError("series %s is %s on %s (%s); make revert, then rerun" % (q.series, status, tree, "; ".join(detail)))

@@ -21,14 +21,6 @@ from .train_cmd import cmd_train  # noqa: F401
 from .add_release import cmd_add_release  # noqa: F401
 
 
-def make_export_command(tree, python, config, checkpoint, output, opts, **variables):
-    """The `make export` a user would type, for the kit's own tools (smoke, bench, demo)."""
-    return ["make", "--no-print-directory", "-f", os.path.join(KIT_ROOT, "Makefile"), "export",
-            "PADDLEOCR=%s" % tree, "PYTHON=%s" % python, "CONFIG=%s" % config, "CHECKPOINT=%s" % checkpoint,
-            "OUTPUT=%s" % output, "OPTS=%s" % " ".join("-o " + o for o in opts)] + \
-        ["%s=%s" % kv for kv in variables.items()]
-
-
 def cmd_status(a):
     tree = find_tree(a.tree, a.invoked_from)
     print("tree     %s" % tree)

@@ -1,0 +1,23 @@
+"""The `make <target>` command lines a user would type, for the kit's own tools that run
+other kit commands (make ab, make add-release, make smoke, make bench, the demo)."""
+
+import os
+
+from . import KIT_ROOT
+
+
+def make_command(target, tree, python, **variables):
+    """The `make <target>` a user would type, for the kit's own tools (ab, add-release,
+    smoke, bench, demo); variables left empty are not passed."""
+    return ["make", "--no-print-directory", "-f", os.path.join(KIT_ROOT, "Makefile"), target, "PADDLEOCR=%s" % tree,
+            "PYTHON=%s" % python] + ["%s=%s" % kv for kv in variables.items() if kv[1] not in (None, "")]
+
+
+def opts_text(opts):
+    """-o items as the OPTS= of a make command."""
+    return " ".join("-o " + o for o in opts)
+
+
+def make_export_command(tree, python, config, checkpoint, output, opts, **variables):
+    return make_command("export", tree, python, CONFIG=config, CHECKPOINT=checkpoint, OUTPUT=output,
+                        OPTS=opts_text(opts), **variables)
