@@ -125,7 +125,7 @@ status: ## release, series, and whether the patches are applied or a run is open
 add-release: ## maintainers: prove a new PaddleOCR release on its tree, add it to patches/releases.tsv: TAG=vX.Y.Z [PADDLEOCR= SDIST_SHA256=]
 	@$(KITPY) add_release $(TREE_ARG) --tag "$(TAG)" --sdist-sha256 "$(SDIST_SHA256)" --python "$(PYTHON)"
 
-refresh: ## regenerate the kit-generated patches from tools/export_center.py and tools/kit_center_loss.py
+refresh: ## regenerate the patches' diffs of the kit's dropin/ files
 	@$(KITPY) refresh
 
 inspect: ## print a centers pkl's report, chart its samples per class: CENTERS= [DICT= FORCE=1]

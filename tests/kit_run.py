@@ -1,7 +1,9 @@
 """Running the kit as a user does: `make -f <kit>/Makefile <target> VAR=...`."""
 
 import hashlib
+import json
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -15,6 +17,28 @@ KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE",
              "SSL_CERT_FILE", "PPOCR_CENTER_KIT_CACHE", "XDG_CACHE_HOME")
 INHERITED_PREFIXES = ("OPENBLAS_", "PIP_")
+
+
+# Fault injection, in one place: centerkit.faults' points act only when CENTERKIT_TEST_FAULTS
+# names a file holding faults.TOKEN_TEXT (a user's shell never has one), and the faults inside
+# the export child come from tests/child_faults/sitecustomize.py on the child's PYTHONPATH.
+CHILD_HOOK = os.path.join(KIT, "tests", "child_faults")
+
+
+def fault_token(folder):
+    """The path of a new token file in folder that arms fault injection for this test run."""
+    from centerkit import faults
+
+    path = os.path.join(str(folder), "token")
+    with open(path, "w") as f:
+        f.write(faults.TOKEN_TEXT)
+    return path
+
+
+def fault_env(token, **variables):
+    """A child's fault variables: armed with token, the child hook on its PYTHONPATH, and
+    the fault variables given (CENTERKIT_CHILD_FAULT=..., CENTERKIT_KILL_AT=...)."""
+    return dict({"CENTERKIT_TEST_FAULTS": str(token), "PYTHONPATH": CHILD_HOOK}, **variables)
 
 
 def hermetic_env(extra=None):
@@ -43,6 +67,28 @@ def make_command(target, env=None, wrap=(), **variables):
 def make(target, cwd, env=None, wrap=(), **variables):
     cmd, full_env = make_command(target, env, wrap, **variables)
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
+
+
+def export(tree, release, out, opts=(), env=None, **variables):
+    """`make export` run in the tree as a user runs it, to OUTPUT=out with `-o` overrides
+    opts: (make's result, centers, report), both None when make failed. Each test asserts
+    its own property on them."""
+    r = make("export", cwd=tree, env=dict({"PADDLEOCR_VERSION": release}, **(env or {})), OUTPUT=str(out),
+             OPTS=" ".join("-o " + o for o in opts), **variables)
+    return (r, None, None) if r.returncode else (r,) + load_export(out)
+
+
+def load_export(out):
+    """(centers, report) of an export's pkl and the report.json beside it."""
+    with open(out, "rb") as f:
+        centers = pickle.load(f)
+    with open(os.path.splitext(str(out))[0] + ".report.json") as f:
+        return centers, json.load(f)
+
+
+def output_of(result):
+    """The end of make's output, for an assertion's message."""
+    return result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def error_lines(result):

@@ -9,7 +9,6 @@ release of the table, at its tag or the commit ../shared/upstream-releases.tsv g
   computation (reference_centers.py) from the same model outputs.
 """
 
-import json
 import os
 import pickle
 
@@ -20,7 +19,7 @@ import yaml
 import tiny_data
 import upstream
 from conftest import NEWEST, TABLE
-from kit_run import error_lines, git_status, make, recipe_exit, snapshot
+from kit_run import error_lines, export, git_status, make, output_of, recipe_exit, snapshot
 from centerkit import patchfile, releases
 from centerkit.export_script import export_script as ec
 
@@ -80,14 +79,11 @@ def test_make_export_end_to_end(tree_of, release, config, width, tmp_path):
     tiny_data.reference(python, tree, "init", cfg, ckpt, str(data / "train.txt"), ref, opts)
     assert git_status(tree) == ""
 
-    r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": release}, PYTHON=python, CONFIG=cfg,
-             CHECKPOINT=ckpt, OUTPUT=out, OPTS=" ".join("-o " + o for o in opts))
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r, ours, report = export(tree, release, out, opts, PYTHON=python, CONFIG=cfg, CHECKPOINT=ckpt)
+    assert r.returncode == 0, output_of(r)
     assert git_status(tree) == ""
 
     tiny_data.reference(python, tree, "centers", cfg, ckpt, str(data / "train.txt"), ref, opts)
-    with open(out, "rb") as f:
-        ours = pickle.load(f)
     with open(ref, "rb") as f:
         theirs = pickle.load(f)
     assert ours and all(type(k) is int for k in ours)
@@ -95,8 +91,6 @@ def test_make_export_end_to_end(tree_of, release, config, width, tmp_path):
     assert sorted(ours) == sorted(theirs)
     for k in ours:
         np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-5, atol=1e-5)
-    with open(os.path.splitext(out)[0] + ".report.json") as f:
-        report = json.load(f)
     assert report["images_seen"] == 11 and report["images_used"] == 6
     # ENGINE=auto's choice on every release: the model converts. Where Paddle 2.x meets a CPU
     # without AVX-512 (the SIGILL of issue 20) the predictor is built without the fusion pass;
@@ -183,18 +177,13 @@ def test_make_export_mode_train_equals_the_manual_recipe(tree_of, config, tmp_pa
         yaml.safe_dump(text, f)
     ckpt, out, ref = str(tmp_path / "ckpt"), str(tmp_path / "centers.pkl"), str(tmp_path / "ref.pkl")
     tiny_data.reference(python, tree, "init", cfg, ckpt, str(data / "train.txt"), ref, ["--mode", "train"] + opts)
-    r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": release}, PYTHON=python, CONFIG=cfg, MODE="train",
-             CHECKPOINT=ckpt, OUTPUT=out, OPTS=" ".join("-o " + o for o in opts))
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r, ours, report = export(tree, release, out, opts, PYTHON=python, CONFIG=cfg, MODE="train", CHECKPOINT=ckpt)
+    assert r.returncode == 0, output_of(r)
     assert git_status(tree) == ""
     tiny_data.reference(python, tree, "centers", cfg, ckpt, str(data / "train.txt"), ref, ["--mode", "train"] + opts)
-    with open(out, "rb") as f:
-        ours = pickle.load(f)
     with open(ref, "rb") as f:
         theirs = pickle.load(f)
     assert ours and sorted(ours) == sorted(theirs)
     for k in ours:
         np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-5, atol=1e-5)
-    with open(os.path.splitext(out)[0] + ".report.json") as f:
-        report = json.load(f)
     assert report["mode"] == "train" and report["images_used"] == 6

@@ -3,9 +3,7 @@ order, whatever `ratio_list` says, on one process or several, and the report say
 many lines of each label file were read. A sample the dataset cannot load is a one-line
 error naming it, not upstream's silent substitute (the next image, read twice)."""
 
-import json
 import os
-import pickle
 import re
 import shutil
 
@@ -14,7 +12,8 @@ import pytest
 
 import tiny_data
 from conftest import NEWEST
-from kit_run import error_lines, git_status, make, recipe_exit
+import kit_run
+from kit_run import error_lines, git_status, recipe_exit
 
 RELEASE = NEWEST
 CONFIG = "tiny_plain_ctc.yml"
@@ -33,16 +32,11 @@ def run_setup(tree_of, tmp_path):
 
 
 def export(tree, python, ckpt, out, opts, **variables):
-    return make("export", cwd=tree, env={"PADDLEOCR_VERSION": RELEASE}, PYTHON=python,
-                CONFIG=tiny_data.config_path(CONFIG), CHECKPOINT=ckpt, OUTPUT=str(out),
-                OPTS=" ".join("-o " + o for o in opts), **variables)
+    return kit_run.export(tree, RELEASE, out, opts, PYTHON=python, CONFIG=tiny_data.config_path(CONFIG),
+                          CHECKPOINT=ckpt, **variables)[0]
 
 
-def read(out):
-    with open(out, "rb") as f:
-        centers = pickle.load(f)
-    with open(os.path.splitext(str(out))[0] + ".report.json") as f:
-        return centers, json.load(f)
+read = kit_run.load_export
 
 
 def test_ratio_list_is_ignored_on_one_and_two_processes(run_setup, tmp_path):

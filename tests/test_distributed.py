@@ -1,7 +1,6 @@
 """Issue 6: two CPU processes (paddle.distributed.launch, gloo) give the single-process
 centers, with a data set size that does not divide evenly: no image twice, none skipped."""
 
-import json
 import os
 import pickle
 import subprocess
@@ -14,7 +13,7 @@ import dist_worker
 import tiny_data
 import upstream
 from conftest import NEWEST
-from kit_run import git_status, helper_env, make
+from kit_run import export, git_status, helper_env, output_of
 from centerkit.export_script import export_script as ec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,13 +61,10 @@ def test_make_export_nproc2_equals_one_process(clone_source, tmp_path):
     got = {}
     for nproc in (1, 2):
         out = str(tmp_path / ("centers%d.pkl" % nproc))
-        r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": NEWEST}, PYTHON=python, CONFIG=cfg,
-                 CHECKPOINT=ckpt, OUTPUT=out, NPROC=nproc, OPTS=" ".join("-o " + o for o in opts))
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        with open(out, "rb") as f:
-            got[nproc] = pickle.load(f)
-        with open(os.path.splitext(out)[0] + ".report.json") as f:
-            assert json.load(f)["images_seen"] == 11
+        r, got[nproc], report = export(tree, NEWEST, out, opts, PYTHON=python, CONFIG=cfg, CHECKPOINT=ckpt,
+                                       NPROC=nproc)
+        assert r.returncode == 0, output_of(r)
+        assert report["images_seen"] == 11
     assert got[1] and sorted(got[2]) == sorted(got[1])
     for c in got[1]:
         np.testing.assert_allclose(got[2][c], got[1][c], rtol=1e-6, atol=1e-6)

@@ -4,21 +4,17 @@ graph, run by Paddle Inference with oneDNN) gives the centers of ENGINE=dygraph;
 one log line saying why; converted models live in a temp folder that is gone afterwards.
 (The real upstream configs are compared in test_real_configs.py.)"""
 
-import json
 import os
-import pickle
 
 import numpy as np
 import pytest
 
 import tiny_data
-from centerkit import faults, releases
+from centerkit import releases
 from conftest import NEWEST, NEWEST_NUMPY1, TABLE, newest_of
 from centerkit.export_script import export_script as ec
-from kit_run import error_lines, git_status, make, recipe_exit
+from kit_run import error_lines, export, fault_env, fault_token, git_status, make, recipe_exit
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CHILD_HOOK = os.path.join(HERE, "child_faults")
 TINY_CONFIGS = ["tiny_plain_ctc.yml", "tiny_multihead_ctc_sar.yml", "tiny_distill_ctc_nrtr.yml"]
 ENGINE_RELEASES = [NEWEST_NUMPY1, NEWEST]  # the newest release on each Paddle 3 environment (release_envs.py)
 
@@ -44,16 +40,9 @@ class Export:
 
     def __call__(self, name, env=None, **variables):
         """(make's result, centers or None, report or None) of an export to <name>.pkl."""
-        out = str(self.tmp / (name + ".pkl"))
-        env = dict({"PADDLEOCR_VERSION": self.release, "TMPDIR": str(self.tmpdir)}, **(env or {}))
-        r = make("export", cwd=self.tree, env=env, PYTHON=self.python, CONFIG=self.cfg, CHECKPOINT=self.ckpt,
-                 OUTPUT=out, OPTS=" ".join("-o " + o for o in self.opts), **variables)
-        if r.returncode:
-            return r, None, None
-        with open(out, "rb") as f:
-            centers = pickle.load(f)
-        with open(os.path.splitext(out)[0] + ".report.json") as f:
-            return r, centers, json.load(f)
+        return export(self.tree, self.release, self.tmp / (name + ".pkl"), self.opts,
+                      dict({"TMPDIR": str(self.tmpdir)}, **(env or {})), PYTHON=self.python, CONFIG=self.cfg,
+                      CHECKPOINT=self.ckpt, **variables)
 
     def leftovers(self):
         """The inference engine folders the runs left in their TMPDIR (NPROC keeps its per-rank logs)."""
@@ -104,9 +93,7 @@ def test_inference_engine_on_two_processes(export_on):
 
 
 def armed(run, event):
-    token = run.tmp / "token"
-    token.write_text(faults.TOKEN_TEXT)
-    return {"CENTERKIT_TEST_FAULTS": str(token), "CENTERKIT_CHILD_FAULT": event, "PYTHONPATH": CHILD_HOOK}
+    return fault_env(fault_token(run.tmp), CENTERKIT_CHILD_FAULT=event)
 
 
 def test_auto_exports_through_dygraph_when_the_model_cannot_be_converted(export_on):

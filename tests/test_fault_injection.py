@@ -31,12 +31,11 @@ import pytest
 import tiny_data
 import upstream
 from conftest import NEWEST
-from kit_run import error_lines, git_status, helper_env, make, make_command, recipe_exit, snapshot
+import kit_run
+from kit_run import CHILD_HOOK, error_lines, fault_env, git_status, helper_env, make, make_command, recipe_exit, snapshot
 from centerkit import faults, patchfile, quiet, releases
 from centerkit.patch_queue import read_manifest, state_dir
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CHILD_HOOK = os.path.join(HERE, "child_faults")
 RELEASE = NEWEST
 ENV = {"PADDLEOCR_VERSION": RELEASE}
 TARGETS = [t for p in patchfile.series_patches(releases.series_for(RELEASE)) for t in patchfile.targets(p)]
@@ -52,7 +51,7 @@ POINTS = [
     ("apply.original-saved#2", False),
     ("atomic.temp-written#3", False),
     ("apply.original-saved#3", False),
-    ("atomic.temp-written#4", False),  # ppocr/losses/kit_center_loss.py is created: nothing to save
+    ("atomic.temp-written#4", False),  # the files the series creates: nothing to save
     ("apply.original-saved#4", False),
     ("atomic.temp-written#5", False),  # the manifest, not yet renamed: nothing is open
     ("apply.manifest-written#1", True),
@@ -68,9 +67,10 @@ POINTS = [
     ("revert.file-restored#2", True),
     ("atomic.temp-written#9", True),
     ("revert.file-restored#3", True),
-    ("revert.file-removed#1", True),  # the file the series created
     ("atomic.temp-written#10", True),
     ("revert.file-restored#4", True),
+    ("revert.file-removed#1", True),  # the files the series created (common/0004)
+    ("revert.file-removed#2", True),
     ("revert.manifest-removed#1", False),
     ("revert.done#1", False),
 ]
@@ -127,9 +127,7 @@ def _prepare(tree, base):
 @pytest.fixture(scope="session")
 def fault_token(tmp_path_factory):
     """The file that arms fault injection (centerkit.faults.armed) for this test run only."""
-    path = tmp_path_factory.mktemp("armed") / "token"
-    path.write_text(faults.TOKEN_TEXT)
-    return str(path)
+    return kit_run.fault_token(tmp_path_factory.mktemp("armed"))
 
 
 @pytest.fixture
@@ -184,8 +182,8 @@ class Run:
         returns (returncode, stdout, stderr) once every process of it has exited.
         kill_when: SIGKILL the group as soon as a line of its stdout contains this.
         armed: with the test run's token (else fault variables are as a user's shell's)."""
-        token = {"CENTERKIT_TEST_FAULTS": self.token} if armed else {}
-        full_env = dict(ENV, CENTERKIT_FAULT_TRACE=self.trace, PYTHONPATH=CHILD_HOOK, **token, **(env or {}))
+        hook = fault_env(self.token) if armed else {"PYTHONPATH": CHILD_HOOK}
+        full_env = dict(ENV, CENTERKIT_FAULT_TRACE=self.trace, **hook, **(env or {}))
         cmd, full_env = make_command(target, full_env, **(self.variables if target == "export" else {}))
         # SIGINT as a terminal gives it: a shell's `cmd &` starts pytest with SIGINT ignored,
         # and an ignored signal stays ignored in every child.

@@ -2,19 +2,16 @@
 upstream's own tools/train.py (its `if hasattr(post_process_class, "character")` block,
 read from each sdist and run on the same config)."""
 
-import ast
 import copy
-import types
 
 import git
 import pytest
-import yaml
-
 import upstream
 from conftest import SDIST_RELEASES, TABLE
+from centerkit import head_channels
 from centerkit.export_script import export_script as ec
 
-CHARS = 100
+CHARS = head_channels.CHARS
 
 
 def multihead(second):
@@ -53,19 +50,9 @@ CONFIGS = {
 }
 
 
-def train_py_derivation(train_py, source=None):
-    """upstream's block, as a function of (config, number of dictionary characters)."""
-    if source is None:
-        with open(train_py, encoding="utf-8") as f:
-            source = f.read()
-    main = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "main")
-    block = next(n for n in ast.walk(main) if isinstance(n, ast.If) and "post_process_class" in ast.unparse(n.test))
-    code = compile(ast.Module(body=[block], type_ignores=[]), train_py, "exec")
-
-    def derive(config, char_num):
-        exec(code, {"config": config, "post_process_class": types.SimpleNamespace(character=[""] * char_num)})
-
-    return derive
+def train_py_derivation(train_py):
+    with open(train_py, encoding="utf-8") as f:
+        return head_channels.train_py_derivation(f.read(), train_py)
 
 
 @pytest.fixture(scope="module", params=[SDIST_RELEASES[0], SDIST_RELEASES[-1]], ids=lambda r: r.name)
@@ -96,28 +83,10 @@ def test_every_rec_config_of_the_release(clone_source, release, capsys):
     if rev is None:
         pytest.skip("%s has neither tag %s nor its commit" % (clone_source, release))
     repo = git.Repo(clone_source)
-    derive = train_py_derivation("tools/train.py", repo.git.show("%s:tools/train.py" % rev))
     paths = [p for p in repo.git.ls_tree("-r", "--name-only", rev, "configs/rec").splitlines() if p.endswith(".yml")]
-    unreadable, compared = {}, 0
-    for path in paths:
-        try:  # as upstream's tools/program.py reads a config
-            config = yaml.load(repo.git.show("%s:%s" % (rev, path)), Loader=yaml.Loader)
-        except yaml.YAMLError as e:
-            unreadable[path] = "not valid YAML: %s" % str(e).splitlines()[0]
-            continue
-        theirs, ours = copy.deepcopy(config), copy.deepcopy(config)
-        try:
-            derive(theirs, CHARS)
-        except Exception as e:  # noqa: BLE001 - whatever train.py raises is the reason
-            unreadable[path] = "train.py raises %s: %s" % (type(e).__name__, e)
-            continue
-        ec.set_head_channels(ours, CHARS)
-        if isinstance(theirs.get("Loss"), dict):  # back to the config's own, if any
-            theirs["Loss"].pop("ignore_index", None)
-            if "ignore_index" in (config.get("Loss") or {}):
-                theirs["Loss"]["ignore_index"] = config["Loss"]["ignore_index"]
-        assert (ours["Architecture"], ours.get("Loss")) == (theirs["Architecture"], theirs.get("Loss")), path
-        compared += 1
+    compared, unreadable, differing = head_channels.compare(
+        repo.git.show("%s:tools/train.py" % rev), {p: repo.git.show("%s:%s" % (rev, p)) for p in paths})
+    assert differing == []
     with capsys.disabled():
         print("\n%s: %d of %d configs/rec configs derive as train.py does; train.py cannot read %d:"
               % (release, compared, len(paths), len(unreadable)))

@@ -24,7 +24,7 @@ import yaml
 import tiny_data
 import upstream
 from conftest import NEWEST
-from kit_run import error_lines, git_status, make, snapshot
+from kit_run import error_lines, export, git_status, make, output_of, snapshot
 from centerkit import KitError, chart, files, pkl_format
 from centerkit.export_script import export_script as ec
 from centerkit.standin import noise_images
@@ -402,13 +402,10 @@ def test_export_writes_the_chart_then_inspect_and_validate_take_the_pkl(newest_t
     ckpt, out = str(tmp_path / "ckpt"), str(tmp_path / "centers.pkl")
     tiny_data.reference(sys.executable, newest_tree, "init", cfg, ckpt, str(data / "train.txt"), str(tmp_path / "ref.pkl"),
                         opts)
-    r = make("export", cwd=newest_tree, env={"PADDLEOCR_VERSION": NEWEST}, CONFIG=cfg, CHECKPOINT=ckpt, OUTPUT=out,
-             OPTS=" ".join("-o " + o for o in opts))
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r, _, report = export(newest_tree, NEWEST, out, opts, CONFIG=cfg, CHECKPOINT=ckpt)
+    assert r.returncode == 0, output_of(r)
     png = files.chart_path(out)
     assert "wrote %s" % png in r.stdout
-    with open(os.path.splitext(out)[0] + ".report.json") as f:
-        report = json.load(f)
     with open(png, "rb") as f:
         assert f.read() == chart.png(report["samples_per_class"])
 

@@ -22,6 +22,10 @@ CASES = [
 ]
 
 
+def _sha_or_none(path):
+    return sha256_file(path) if os.path.exists(path) else None
+
+
 @pytest.mark.parametrize("rel,patch", CASES)
 def test_patch_applies_and_reverts_byte_identical(rel, patch, tmp_path):
     tree = upstream.sdist_tree(rel, str(tmp_path))
@@ -29,7 +33,7 @@ def test_patch_applies_and_reverts_byte_identical(rel, patch, tmp_path):
     subprocess.run(["git", "apply", "--check", patch], cwd=tree, check=True,
                    env=hermetic_env({"GIT_CEILING_DIRECTORIES": str(tmp_path)}))
     files = patchfile.targets(patch)
-    before = {f: sha256_file(os.path.join(tree, f)) for f in files}
+    before = {f: _sha_or_none(os.path.join(tree, f)) for f in files}  # None: a file the patch creates
 
     q = PatchQueue(tree, rel.series)
     q.patches = [patch]
@@ -39,18 +43,38 @@ def test_patch_applies_and_reverts_byte_identical(rel, patch, tmp_path):
         py_compile.compile(os.path.join(tree, f), doraise=True)
     assert q.detect()[0] == "applied"
     assert q.revert() == "restored"
-    assert {f: sha256_file(os.path.join(tree, f)) for f in files} == before
+    assert {f: _sha_or_none(os.path.join(tree, f)) for f in files} == before
     assert not os.path.exists(q.state)
 
 
 @pytest.mark.parametrize("series", patchfile.all_series())
-def test_export_patch_is_refreshed_from_the_drop_in_script(series):
-    """The export patch and the new-file part of the training patch (make refresh)."""
-    refreshed = patchfile.refreshed_patches(series)
-    assert len(refreshed) == 2  # tools/export_center.py, ppocr/losses/kit_center_loss.py
-    for path, text in refreshed:
-        with open(path, encoding="utf-8") as f:
-            assert f.read() == text, "run `make refresh`: %s drifted from the kit's tools/" % path
+def test_every_drop_in_file_reaches_the_tree_through_one_refreshed_patch(series):
+    """Each dropin/ file is carried by exactly one patch of the series, and that patch is
+    what `make refresh` makes of the drop-in now."""
+    carriers = {f: [p for p in patchfile.series_patches(series) if f in patchfile.targets(p)] for f in patchfile.DROPIN}
+    assert set(patchfile.DROPIN) == {"tools/export_center.py", "ppocr/losses/kit_center_loss.py",
+                                     "ppocr/losses/kit_center_file.py"}
+    assert all(len(ps) == 1 for ps in carriers.values()), carriers
+    for (patch,) in carriers.values():
+        with open(patch, encoding="utf-8") as f:
+            assert f.read() == patchfile.refreshed(patch), "run `make refresh`: %s drifted from dropin/" % patch
+
+
+def test_common_layer_is_shared_and_refresh_touches_few_files(tmp_path, monkeypatch):
+    """A change to the loss regenerates one patch (common/), a change to the export script
+    one per distinct upstream text of it: fewer than the series, each ending in the change."""
+    common = [p for p in patchfile.all_patches() if os.path.basename(os.path.dirname(p)) == "common"]
+    assert common and all(p in patchfile.series_patches(s) for s in patchfile.all_series() for p in common)
+    for target in patchfile.DROPIN:
+        copy = tmp_path / target.replace("/", "_")
+        copy.write_text(open(patchfile.DROPIN[target], encoding="utf-8").read() + "# changed\n", encoding="utf-8")
+        with monkeypatch.context() as m:
+            m.setitem(patchfile.DROPIN, target, str(copy))
+            touched = {p: text for p, text in patchfile.refreshed_patches() if open(p, encoding="utf-8").read() != text}
+        assert touched and len(touched) < len(patchfile.all_series()), (target, sorted(touched))
+        assert all("\n+# changed\n" in text for text in touched.values())
+        if target.startswith("ppocr/losses/"):
+            assert [os.path.basename(os.path.dirname(p)) for p in touched] == ["common"]
 
 
 def test_every_series_in_table_exists_and_every_series_is_used():
@@ -74,7 +98,7 @@ def with_one_line_broken(patch, dest):
     return path
 
 
-@pytest.mark.parametrize("rel,patch", CASES[-1:])
+@pytest.mark.parametrize("rel,patch", [c for c in CASES if "\nnew file mode" not in open(c.values[1]).read()][-1:])
 def test_a_broken_context_line_fails_the_checks(rel, patch, tmp_path):
     tree = upstream.sdist_tree(rel, str(tmp_path / "tree"))
     bad = with_one_line_broken(patch, str(tmp_path))

@@ -15,7 +15,6 @@ ENGINE=dygraph, whose centers it must equal.
 
 import json
 import os
-import pickle
 import subprocess
 
 import numpy as np
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from conftest import NEWEST, YAML_BROKEN, YAML_FIXED
-from kit_run import git_status, helper_env, make
+from kit_run import export, git_status, helper_env, output_of
 import tiny_data
 
 REAL_CONFIG_RELEASES = [YAML_BROKEN, YAML_FIXED, NEWEST]
@@ -70,17 +69,14 @@ def test_real_config_exports(tree_of, release, family, tmp_path):
     exported = {}
     for engine in ("", "dygraph"):  # the default (auto: the inference engine), then dygraph's to compare
         out = str(tmp_path / ("train_center%s.pkl" % engine))
-        r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": release}, PYTHON=python, CONFIG=config,
-                 CHECKPOINT=ckpt, OUTPUT=out, ENGINE=engine, OPTS=" ".join("-o " + o for o in opts))
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        r, centers, report = export(tree, release, out, opts, PYTHON=python, CONFIG=config, CHECKPOINT=ckpt,
+                                    ENGINE=engine)
+        assert r.returncode == 0, output_of(r)
         assert git_status(tree) == ""
-        with open(out, "rb") as f:
-            centers = exported[engine] = pickle.load(f)
+        exported[engine] = centers
         assert list(centers) == [one]  # every step of the recognised images reads "1"
         assert centers[one].dtype == np.float32 and centers[one].shape == (width,)
         assert np.isfinite(centers[one]).all()
-        with open(os.path.splitext(out)[0] + ".report.json") as f:
-            report = json.load(f)
         if engine == "":
             report_default = report
         assert (report["images_seen"], report["images_used"], report["feature_width"]) == (5, 3, width)

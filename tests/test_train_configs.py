@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
 import tiny_data
@@ -210,11 +211,11 @@ def test_interrupted_make_train_leaves_the_tree_as_it_was(tree_of, tmp_path):
 
 BAD = {
     "missing": (None, "does not exist; pass CENTERS="),
-    "not-a-pickle": (b"not a pickle", "is not a pickle"),
-    "list": ([1, 2], "not in CenterLoss's format"),
+    "not-a-pickle": (b"not a pickle", "is not a readable pickle"),
+    "list": ([1, 2], "holds a list, not a dict"),
     "string-key": ({"a": [0.0] * 96}, "not an int class index"),
-    "outside-dictionary": ({7000: [0.0] * 96}, "class 7000 outside this config's dictionary [0, 6625)"),
-    "width": ({3: [0.0] * 64}, "width 64, but the chosen CTC head's features are 96 wide"),
+    "outside-dictionary": ({7000: np.zeros(96, np.float32)}, "class 7000 outside this config's dictionary [0, 6625)"),
+    "width": ({3: np.zeros(64, np.float32)}, "width 64, but the chosen CTC head's features are 96 wide"),
 }
 
 

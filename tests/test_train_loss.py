@@ -1,4 +1,4 @@
-"""The kit's training loss (tools/kit_center_loss.py, ppocr/losses/kit_center_loss.py in a
+"""The kit's training loss (dropin/ppocr/losses/kit_center_loss.py, at that path in a
 patched tree) against upstream CenterLoss on the same (features, logits).
 
 - with PADDLEOCR_REPO: upstream's own ppocr/losses/center_loss.py of every series' first
@@ -23,7 +23,7 @@ from conftest import TABLE, first_of
 paddle = pytest.importorskip("paddle")
 
 KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location("kit_center_loss", os.path.join(KIT, "tools", "kit_center_loss.py"))
+_spec = importlib.util.spec_from_file_location("kit_center_loss", os.path.join(KIT, "dropin", "ppocr", "losses", "kit_center_loss.py"))
 kcl = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kcl)
 
@@ -193,8 +193,9 @@ def test_single_multihead_and_plain_ctc(tmp_path):
     ({0: np.zeros(8, np.float32), 9: np.zeros(8, np.float32)}, {}, "class 9 outside this config's dictionary [0, 6)"),
     ({0: np.zeros(4, np.float32)}, {}, "width 4, but the chosen CTC head's features are 8 wide"),
     ({"a": np.zeros(8, np.float32)}, {}, "not an int class index"),
-    ([1, 2], {}, "not in CenterLoss's format"),
-    ({0: np.zeros((2, 4), np.float32)}, {}, "not a finite 1-D float array"),
+    ([1, 2], {}, "holds a list, not a dict {class index: center}"),
+    ({0: np.zeros((2, 4), np.float32)}, {}, "center of class 0 is a float32 (2, 4) array, not a float32 1-D array"),
+    ({0: np.zeros(8)}, {}, "center of class 0 is a float64 (8,) array, not a float32 1-D array"),  # the pkl's format, as make inspect reads it
 ])
 def test_bad_centers_are_one_line(tmp_path, centers, kwargs, message):
     path = tmp_path / "c.pkl"
@@ -208,7 +209,7 @@ def test_bad_centers_are_one_line(tmp_path, centers, kwargs, message):
 
 def test_not_a_pickle_and_missing(tmp_path):
     (tmp_path / "c.pkl").write_bytes(b"not a pickle")
-    for path, message in ((tmp_path / "c.pkl", "is not a pickle"), (tmp_path / "none.pkl", "does not exist")):
+    for path, message in ((tmp_path / "c.pkl", "is not a readable pickle"), (tmp_path / "none.pkl", "does not exist")):
         with pytest.raises(kcl.CenterFileError, match=message):
             kcl.read_centers(str(path), 6, 8)
 

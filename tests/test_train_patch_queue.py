@@ -1,4 +1,4 @@
-"""The patch queue with a patch that creates a file (0003 adds ppocr/losses/kit_center_loss.py):
+"""The patch queue with a patch that creates a file (common/0004 adds ppocr/losses/kit_center_loss.py):
 state detection, revert removes it, edits made to it while applied are kept aside."""
 
 import subprocess

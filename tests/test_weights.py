@@ -4,16 +4,14 @@ name the source (CHECKPOINT, Global.checkpoints, Global.pretrained_model, a sub-
 weights before training), and every source is checked strictly for shape: upstream loads a
 sub-model's `pretrained` leniently, skipping what does not fit."""
 
-import json
-import os
-import pickle
 
 import numpy as np
 import pytest
 
 import tiny_data
 from conftest import NEWEST
-from kit_run import error_lines, git_status, make, recipe_exit
+import kit_run
+from kit_run import error_lines, git_status, output_of, recipe_exit
 
 RELEASE = NEWEST
 CONFIG = "tiny_distill_ctc_nrtr.yml"
@@ -36,9 +34,7 @@ def setup(tree_of, tmp_path):
 
 
 def export(tree, python, out, opts, **variables):
-    return make("export", cwd=tree, env={"PADDLEOCR_VERSION": RELEASE}, PYTHON=python,
-                CONFIG=tiny_data.config_path(CONFIG), OUTPUT=str(out), OPTS=" ".join("-o " + o for o in opts),
-                **variables)
+    return kit_run.export(tree, RELEASE, out, opts, PYTHON=python, CONFIG=tiny_data.config_path(CONFIG), **variables)
 
 
 def test_every_weight_source_is_named_and_checked(setup, tmp_path):
@@ -53,17 +49,13 @@ def test_every_weight_source_is_named_and_checked(setup, tmp_path):
     got = {}
     for source, (variables, extra, warned) in sources.items():
         out = tmp_path / ("%s.pkl" % source)
-        r = export(tree, python, out, opts + extra, **variables)
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        with open(os.path.splitext(str(out))[0] + ".report.json") as f:
-            report = json.load(f)
+        r, got[source], report = export(tree, python, out, opts + extra, **variables)
+        assert r.returncode == 0, output_of(r)
         path = student if source.startswith("Arch") else ckpt
         assert (report["weights_source"], report["checkpoint"]) == (source, path)
         log = r.stdout + r.stderr
         assert "weights: %s (%s)" % (path, source) in log
         assert (WARNING in log) == warned, log[-3000:]
-        with open(out, "rb") as f:
-            got[source] = pickle.load(f)
     first = got["CHECKPOINT"]
     for centers in got.values():  # the same weights, whichever way they were named
         assert sorted(centers) == sorted(first)
@@ -76,7 +68,7 @@ def test_a_sub_model_pretrained_of_another_shape_is_refused(setup, tmp_path):
     """Upstream's load_pretrained_params would skip the misfit parameter with a warning."""
     tree, python, ckpt, opts = setup
     out = tmp_path / "centers.pkl"
-    r = export(tree, python, out, opts + ["Architecture.Models.Student.pretrained=%s" % (tmp_path / "student_bad")])
+    r = export(tree, python, out, opts + ["Architecture.Models.Student.pretrained=%s" % (tmp_path / "student_bad")])[0]
     assert recipe_exit(r) == 2, r.stdout[-2000:] + r.stderr[-2000:]
     lines = error_lines(r)
     assert len(lines) == 1 and "does not fit this config" in lines[0], r.stderr[-2000:]

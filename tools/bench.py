@@ -18,7 +18,7 @@ Run with the Python of a PaddleOCR tree (paddle + the tree's requirements):
 3. peak memory (max RSS of `make export`) at 1k and 10k images with the tiny plain config;
 4. `make export NPROC=2` vs one process on the 10k images (CPU, gloo);
 5. the training loss: upstream CenterLoss (the tree's ppocr/losses/center_loss.py) against
-   the kit's (tools/kit_center_loss.py), forward + backward at B=128, T=40, D=256 for
+   the kit's (dropin/ppocr/losses/kit_center_loss.py), forward + backward at B=128, T=40, D=256 for
    C=6625 and C=18383, same features, logits and centers: the extra peak RSS of the first
    step (each in a fresh process, RSS high-water mark reset after the inputs are made) and
    the best of 3 steps' time. loss_mem_ratio / loss_speedup are the smaller of the two C.

@@ -5,8 +5,10 @@ import os
 
 KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PATCHES_DIR = os.path.join(KIT_ROOT, "patches")
-EXPORT_SCRIPT = os.path.join(KIT_ROOT, "tools", "export_center.py")  # the drop-in script
-LOSS_SOURCE = os.path.join(KIT_ROOT, "tools", "kit_center_loss.py")  # patch 0003 adds it to the clone
+# dropin/ mirrors the tree: the files the patches put there, at the same paths
+DROPIN_DIR = os.path.join(KIT_ROOT, "dropin")
+EXPORT_SCRIPT = os.path.join(DROPIN_DIR, "tools", "export_center.py")  # the drop-in script
+LOSS_SOURCE = os.path.join(DROPIN_DIR, "ppocr", "losses", "kit_center_loss.py")  # the training loss
 
 
 # The modules of requirements.txt that the kit's own process imports, with their pip names
@@ -36,6 +38,22 @@ require_kit_modules()
 
 class KitError(Exception):
     """A problem the user can fix: printed as one line naming the fix, exit code 2."""
+
+
+class export_errors:
+    """`with export_errors():` turns the drop-in export script's ExportError (its one-line
+    errors: it cannot import the kit, so it has its own class) into KitError, for the kit's
+    code that calls the script's functions: the one place the two meet."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        from .export_script import export_script
+
+        if kind is not None and issubclass(kind, export_script.ExportError):
+            raise KitError(str(value)) from None
+        return False
 
 
 def flag(value):

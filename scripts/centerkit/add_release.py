@@ -4,21 +4,27 @@ series that fits a new PaddleOCR release on its tree and add the release to the 
 1. the tree must be TAG (its git tag, version file or PADDLEOCR_VERSION) and TAG not listed;
 2. the candidate series (releases.candidate_series: the release's major.minor line first,
    then newest to oldest) are dry-run; the first that applies cleanly is the one;
-3. proof on the tree: the series applied and reverted byte-for-byte, then `make smoke` (a
-   real export of the tiny distillation config with a stand-in checkpoint);
+3. proof on the tree: the series applied and reverted byte-for-byte; the head channels of
+   every configs/rec config derived as the tree's own tools/train.py does (head_channels);
+   then `make smoke` (a real export of the tiny distillation config with a stand-in checkpoint);
 4. the row `TAG <series> <sdist sha256>` goes into patches/releases.tsv in version order
    (the sha256 of PyPI's paddleocr==X.Y.Z sdist, or SDIST_SHA256=; `-` when PyPI has none
    or cannot be reached, said in a line). The tests take their releases from the table, so
    `make test` then proves the release on every tier.
 
-When no series applies, nothing is written: the command names each series' first conflict
-and the way on (CONTRIBUTING.md, "Adding a PaddleOCR release")."""
+When no series applies, the newest series is carried onto the tree as patches/vX.Y/
+(carry.py): the patches that still apply are shared, the drop-in replacement is made anew
+from the new upstream text, moved hunks are placed and regenerated; then the new series is
+proven as above. Hunks that cannot be placed are listed, and nothing goes into the table
+until a human has fixed them and reruns the command (CONTRIBUTING.md, "Adding a PaddleOCR
+release")."""
 
 import os
 import subprocess
 import sys
 
-from . import KitError, files, releases
+from . import KitError, files, head_channels, patchfile, releases
+from .carry import Carry
 from .make_commands import make_command
 from .patch_queue import PatchQueue
 from .tree import TreeLock, find_tree
@@ -64,6 +70,18 @@ def table_with(text, row, version):
     return "".join(lines[:at] + [row] + lines[at:])
 
 
+def head_channels_line(tree, tag):
+    """The line saying the export sizes the heads of every configs/rec config as this
+    release's own tools/train.py does, or a KitError naming the configs where it does not."""
+    total, compared, unreadable, differing = head_channels.compare_tree(tree)
+    if differing:
+        raise KitError("on %s the export sizes the heads of %d configs/rec configs unlike its tools/train.py (%s); make "
+                       "set_head_channels in dropin/tools/export_center.py follow it, then rerun; nothing was added"
+                       % (tag, len(differing), ", ".join(differing[:3]) + (" ..." if len(differing) > 3 else "")))
+    return ("head channels: %d of %d configs/rec configs derive as %s's tools/train.py does (%d it cannot read itself%s)"
+            % (compared, total, tag, len(unreadable), ": " + ", ".join(sorted(unreadable)[:3]) if unreadable else ""))
+
+
 def smoke(tree, python, tag):
     r = subprocess.run(make_command("smoke", tree, python), env=dict(os.environ, PADDLEOCR_VERSION=tag),
                        capture_output=True, text=True)
@@ -72,6 +90,35 @@ def smoke(tree, python, tag):
         last = ([l for l in lines if l.startswith("ppocr-center-kit:")] or lines or ["?"])[-1]  # not make's own line
         raise KitError("make smoke failed on %s (%s); nothing was added to the table" % (tree, last))
     return r.stdout.strip().splitlines()[-1]
+
+
+def candidate_queue(tree, tag, table):
+    """The queue to prove: a series made for TAG earlier (patches/vX.Y/ not yet in the
+    table: a carry a maintainer has finished), else the first candidate series that applies,
+    else a new series carried from the newest one (carry.py), when it needs no human."""
+    name = "v%d.%d" % releases.parse_version(tag)[:2]
+    if name in patchfile.all_series() and name not in {r.series for r in table}:
+        q = PatchQueue(tree, name)
+        status, detail = q.detect()
+        if status == "conflict":
+            raise KitError("patches/%s/ (made for %s, not yet in the table) does not apply: %s; fix those hunks "
+                           "there (or remove the folder), then rerun make add-release" % (name, tag, "; ".join(detail)))
+        print("series %s (not yet in the table) applies to %s" % (name, tag), flush=True)
+        return q
+    try:
+        return PatchQueue.for_tree(tree, quiet=True)[0]
+    except KitError as e:
+        first_conflict = str(e)
+    made = Carry(tree, tag).run()
+    print("no series applies to %s (%s); made patches/%s/ from series %s:" % (tag, first_conflict, made.series, made.source),
+          flush=True)
+    for name, note in made.notes:
+        print("  carried %s: %s" % (name, note), flush=True)
+    if made.human:
+        raise KitError("%d patch(es) of patches/%s/ need a human: %s; edit them there (CONTRIBUTING.md, Adding a "
+                       "PaddleOCR release), then rerun make add-release; nothing was added to the table"
+                       % (len(made.human), made.series, "; ".join("%s: %s" % h for h in made.human)))
+    return PatchQueue(tree, made.series)
 
 
 def cmd_add_release(a):
@@ -91,11 +138,7 @@ def cmd_add_release(a):
         raise KitError("%s is %s (%s), not %s; check out %s there, or set PADDLEOCR_VERSION=%s if the tree is that release"
                        % (tree, version or "no release", source, tag, tag, tag))
     with TreeLock(tree):
-        try:
-            q, _ = PatchQueue.for_tree(tree, quiet=True)
-        except KitError as e:
-            raise KitError("%s; no series fits %s: carry the newest series onto it by hand (CONTRIBUTING.md, "
-                           "Adding a PaddleOCR release), then rerun make add-release" % (e, tag))
+        q = candidate_queue(tree, tag, table)
         status, detail = q.detect()
         if status != "unapplied":
             raise KitError("series %s is %s on %s (%s); make revert, then rerun" % (q.series, status, tree, "; ".join(detail)))
@@ -106,6 +149,7 @@ def cmd_add_release(a):
         if after != "unapplied" or not q.reverted:
             raise KitError("series %s did not revert cleanly on %s (%s); please report it" % (q.series, tree, after))
     print("applied and reverted byte-for-byte: %s" % ", ".join(q.targets()), flush=True)
+    print(head_channels_line(tree, tag), flush=True)
     print(smoke(tree, a.python or sys.executable, tag), flush=True)
     sha = a.sdist_sha256
     if not sha:

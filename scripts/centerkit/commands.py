@@ -200,7 +200,7 @@ def read_centers(path, invoked_from):
 
 def cmd_refresh(a):
     stale = []
-    for path, text in [pt for series in patchfile.all_series() for pt in patchfile.refreshed_patches(series)]:
+    for path, text in patchfile.refreshed_patches():
         with open(path, encoding="utf-8") as f:
             if f.read() == text:
                 continue

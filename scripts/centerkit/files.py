@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 
-from . import KitError
+from . import export_errors
 from .export_script import export_script
 from .faults import fault_point
 
@@ -44,16 +44,10 @@ def blocked(path, force):
     return os.path.exists(path) and not force
 
 
-def _as_kit_error(write, *args):
-    try:
-        return write(*args)
-    except export_script.ExportError as e:
-        raise KitError(str(e))
-
-
 def refuse_existing(paths, force):
     """KitError naming FORCE=1 for the first of paths that exists, unless force."""
-    _as_kit_error(export_script.refuse_existing, paths, force, "FORCE=1")
+    with export_errors():
+        export_script.refuse_existing(paths, force, "FORCE=1")
 
 
 def write_atomic(path, data, mode=None, fault=None):
@@ -85,4 +79,5 @@ def write_new(path, data, force):
     over an existing file unless force: KitError with the fix when it exists or cannot be
     written."""
     refuse_existing([path], force)
-    _as_kit_error(export_script.write_files, {path: data}, force)
+    with export_errors():
+        export_script.write_files({path: data}, force)

@@ -22,7 +22,7 @@ import sys
 from . import KitError, releases
 from .faults import fault_point
 from .files import remove_temps, write_atomic
-from .patchfile import NEW_FILES, first_difference, hunks, series_patches, targets
+from .patchfile import DROPIN, all_series, first_difference, hunks, series_patches, targets
 from .supervise import signals_deferred
 from .tree import git_dir
 
@@ -77,6 +77,22 @@ def _write_atomic(path, data, mode=None):
     write_atomic(path, data, mode, fault="atomic.temp-written")
 
 
+def git_apply(folder, *args):
+    """(ok, message) of `git apply` in folder. GIT_CEILING_DIRECTORIES keeps a folder that
+    is not a repository from being taken for part of an enclosing one."""
+    import git
+
+    env = {"GIT_CEILING_DIRECTORIES": os.path.dirname(os.path.abspath(folder))}
+    try:
+        git.Git(folder).execute(["git", "apply", *args], env=env)
+        return True, ""
+    except git.GitCommandError as e:
+        message = (e.stderr or str(e)).strip()
+        if message.startswith("stderr: "):  # GitPython's wrapping: stderr: '<git's text>'
+            message = message[len("stderr: "):].strip("'")
+        return False, message
+
+
 class PatchQueue:
     def __init__(self, tree, series):
         self.tree = os.path.abspath(tree)
@@ -110,7 +126,7 @@ class PatchQueue:
         if version is not None and releases.parse_version(version) is None:
             raise KitError("%r is not a PaddleOCR version; set PADDLEOCR_VERSION=vX.Y.Z" % version)
         conflicts = []
-        for series in releases.candidate_series(version):
+        for series in releases.candidate_series(version, folders=all_series()):
             q = cls(tree, series)
             status, detail = q.detect()
             if status in ("unapplied", "applied"):
@@ -129,19 +145,7 @@ class PatchQueue:
 
     # -- git apply ------------------------------------------------------------------
     def _git_apply(self, *args):
-        """(ok, message) of `git apply` in the tree. GIT_CEILING_DIRECTORIES keeps a tree
-        that is not a repository from being taken for part of an enclosing one."""
-        import git
-
-        env = {"GIT_CEILING_DIRECTORIES": os.path.dirname(self.tree)}
-        try:
-            git.Git(self.tree).execute(["git", "apply", *args], env=env)
-            return True, ""
-        except git.GitCommandError as e:
-            message = (e.stderr or str(e)).strip()
-            if message.startswith("stderr: "):  # GitPython's wrapping: stderr: '<git's text>'
-                message = message[len("stderr: "):].strip("'")
-            return False, message
+        return git_apply(self.tree, *args)
 
     def targets(self):
         seen = []
@@ -223,7 +227,7 @@ class PatchQueue:
         for _, path, kind in self.conflicts:
             if kind == "exists":
                 full = os.path.join(self.tree, path)
-                if path in NEW_FILES and _same_bytes(full, NEW_FILES[path]):
+                if path in DROPIN and _same_bytes(full, DROPIN[path]):
                     steps.append("%s is the kit's own copy, left when the other patched files were restored by "
                                  "hand: delete it" % path)
                 else:

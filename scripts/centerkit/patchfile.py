@@ -1,21 +1,37 @@
-"""Patch files of a series: reading the quilt `series` order, their targets, and
-regenerating the kit-owned parts of patches from the kit's files (`make refresh`).
+"""Patch files: the quilt `series` order, their targets, and regenerating the diffs of the
+kit's drop-in files (`make refresh`).
 
-The export patch is a whole-file replacement: one hunk removing every upstream line and
-adding every line of tools/export_center.py. So the upstream text can be read back from
-the patch itself, and refresh needs no PaddleOCR tree. A file the series adds to the tree
-(NEW_FILES: the training loss) is a `new file` diff at the end of its patch, after the
-patch's hand-made hunks, and is regenerated from the kit's copy the same way.
+patches/<series>/ holds what fits one range of releases, patches/common/ what is the same
+on all (Buildroot's <pkg>/ beside <pkg>/<version>/); a series file lists both. dropin/
+holds the files the patches put into the tree, at their paths there. A drop-in that
+replaces an upstream file (tools/export_center.py) is one whole-file hunk: every upstream
+line out, every line of the drop-in in, so the upstream text is read back from the patch
+itself and refresh needs no PaddleOCR tree. One that upstream lacks (the training loss) is
+a `new file` diff, the same for every release, so it lives in common/.
 """
 
 import os
 import re
 
-from . import EXPORT_SCRIPT, LOSS_SOURCE, PATCHES_DIR, KitError
+from . import DROPIN_DIR, PATCHES_DIR, KitError
 
 EXPORT_TARGET = "tools/export_center.py"
-# files the series creates in the tree: {path in the tree: the kit's source of it}
-NEW_FILES = {"ppocr/losses/kit_center_loss.py": LOSS_SOURCE}
+
+
+def _dropin_files():
+    found = {}
+    for folder, dirs, names in os.walk(DROPIN_DIR):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in names:
+            if name.startswith(".") or name.endswith((".pyc", "~")):  # an editor's or Python's, not the kit's
+                continue
+            path = os.path.join(folder, name)
+            found[os.path.relpath(path, DROPIN_DIR).replace(os.sep, "/")] = path
+    return found
+
+
+# the files the patches put into the tree, at the same paths under dropin/: {path in the tree: the kit's copy}
+DROPIN = _dropin_files()
 _DIFF = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
 
 
@@ -27,11 +43,12 @@ def series_dir(series):
 
 
 def series_patches(series):
-    """Patch paths in the order the series file gives (quilt's `series`)."""
+    """Patch paths in the order the series file gives (quilt's `series`); its entries are
+    relative to the series folder, so `../common/NNNN-*.patch` takes one from the common layer."""
     folder = series_dir(series)
     with open(os.path.join(folder, "series"), encoding="utf-8") as f:
         names = [l.split("#")[0].strip() for l in f]
-    return [os.path.join(folder, n) for n in names if n]
+    return [os.path.normpath(os.path.join(folder, n)) for n in names if n]
 
 
 def targets(patch_path):
@@ -103,27 +120,15 @@ def replacement_diff(path, old, new):
     )
 
 
-def export_patch_of(series):
-    for patch in series_patches(series):
-        if targets(patch) == [EXPORT_TARGET]:
-            return patch
-    raise KitError("series %s has no patch for %s" % (series, EXPORT_TARGET))
-
-
-def refreshed_export_patch(series, export_script=EXPORT_SCRIPT):
-    """(path, text) the series' export patch must have for the current export script."""
-    path = export_patch_of(series)
-    with open(path, encoding="utf-8") as f:
-        header, diff = split_patch(f.read())
-    with open(export_script, encoding="utf-8") as f:
-        new = f.read()
-    return path, header + replacement_diff(EXPORT_TARGET, old_text(diff), new)
-
-
 def all_series():
     return sorted(
         d for d in os.listdir(PATCHES_DIR) if os.path.isfile(os.path.join(PATCHES_DIR, d, "series"))
     )
+
+
+def all_patches():
+    """Every patch file some series uses, once (a common or shared one is listed by several)."""
+    return list(dict.fromkeys(p for s in all_series() for p in series_patches(s)))
 
 
 def new_file_diff(path, new):
@@ -135,24 +140,30 @@ def new_file_diff(path, new):
     )
 
 
-def refreshed_new_file_patches(series):
-    """[(path, text)] every patch of the series that creates a NEW_FILES file must have:
-    its text up to that file's diff (header and hand-made hunks), then the kit's file."""
-    out = []
-    for patch in series_patches(series):
-        created = [t for t in targets(patch) if t in NEW_FILES]
-        if not created:
-            continue
-        with open(patch, encoding="utf-8") as f:
-            text = f.read()
-        for target in created:
-            head = text.split("diff --git a/%s b/%s\n" % (target, target), 1)[0]
-            with open(NEW_FILES[target], encoding="utf-8") as f:
-                text = head + new_file_diff(target, f.read())
-        out.append((patch, text))
+def sections(text):
+    """[(target, section text)] of a patch's diff, one per `diff --git` (its header is not one)."""
+    starts = [m.start() for m in _DIFF.finditer(text)]
+    return [(_DIFF.match(text, a).group(2), text[a:b]) for a, b in zip(starts, starts[1:] + [len(text)])]
+
+
+def refreshed(patch_path):
+    """The text the patch must have for the kit's drop-in files (`make refresh`): each diff of
+    a DROPIN file regenerated from it (a `new file` diff, or a whole-file replacement of the
+    upstream text the diff already holds); the header and hand-made diffs as they are."""
+    with open(patch_path, encoding="utf-8") as f:
+        header, diff = split_patch(f.read())
+    out = header
+    for target, section in sections(diff):
+        if target in DROPIN:
+            with open(DROPIN[target], encoding="utf-8") as f:
+                new = f.read()
+            is_new = "\nnew file mode " in section.split("\n@@ ", 1)[0]
+            section = new_file_diff(target, new) if is_new else replacement_diff(target, old_text(section), new)
+        out += section
     return out
 
 
-def refreshed_patches(series):
-    """[(path, text)] of every kit-generated patch of the series (`make refresh`)."""
-    return [refreshed_export_patch(series)] + refreshed_new_file_patches(series)
+def refreshed_patches():
+    """[(path, text)] of every patch, of any series or the common layer, that carries a
+    drop-in file."""
+    return [(p, refreshed(p)) for p in all_patches() if set(targets(p)) & set(DROPIN)]

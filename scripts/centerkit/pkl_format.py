@@ -1,35 +1,18 @@
-"""Reading a centers pkl strictly: the format CenterLoss loads ({int class index >= 0:
-float32 ndarray (feat_dim,)}, one width; upstream's own export_center.py writes numpy
-integer keys, the "stock format", which CenterLoss loads as well), checked here because CenterLoss itself only
-fails, or silently mixes in garbage, hours into a training run."""
+"""The centers pkl format for the kit's own process: the one definition is the drop-in
+dropin/ppocr/losses/kit_center_file.py (the kit's loss reads its centers with it in the
+clone), loaded here from its path as export_script.py loads the export script, and its
+CenterFileError turned into the kit's one-line KitError."""
 
-import io
+import importlib.util
 import os
-import pickle
 
-import numpy as np
+from . import DROPIN_DIR, KitError
 
-from . import KitError
-
-# What pickled numpy arrays need; anything else (paddle / torch tensors, arbitrary objects)
-# is refused without being run, so a pkl of unknown origin can be inspected safely.
-_ALLOWED = {
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5
-    ("_codecs", "encode"),  # protocol 2 stores the array bytes as a latin-1 str
-}
-
-
-class _NumpyOnly(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) not in _ALLOWED:
-            raise KitError("holds a %s.%s, not numpy arrays" % (module, name))
-        return super().find_class(module, name)
-
-
-STOCK_FORMAT = "stock format (numpy integer keys, as upstream's export_center.py writes them)"
+_spec = importlib.util.spec_from_file_location(
+    "ppocr_center_kit_center_file", os.path.join(DROPIN_DIR, "ppocr", "losses", "kit_center_file.py"))
+center_file = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(center_file)
+STOCK_FORMAT = center_file.STOCK_FORMAT
 
 
 def load(path):
@@ -37,46 +20,8 @@ def load(path):
     else KitError naming the problem."""
     if not path:
         raise KitError("no CENTERS given; pass CENTERS=<train_center.pkl>")
-    if not os.path.isfile(path):
-        raise KitError("%s does not exist; pass CENTERS=<train_center.pkl>" % path)
-    with open(path, "rb") as f:
-        data = f.read()
     try:
-        centers = _NumpyOnly(io.BytesIO(data)).load()
-    except KitError as e:
-        raise KitError("%s %s; save {int class: float32 ndarray} (what `make export` writes)" % (path, e))
-    except Exception as e:  # truncated, not a pickle at all, ...
-        raise KitError("%s is not a readable pickle (%s: %s); re-export it" % (path, type(e).__name__, e))
-    width = check_format(centers, path)
-    stock = any(type(k) is not int for k in centers)
-    return {int(k): v for k, v in centers.items()}, width, STOCK_FORMAT if stock else ""
+        return center_file.load(path)
+    except center_file.CenterFileError as e:
+        raise KitError(str(e)) from None
 
-
-def check_format(centers, path):
-    """The common feature width, or KitError on the first entry that breaks the format.
-    Keys are ints or numpy integers (the stock script's argmax indices): CenterLoss indexes
-    its center matrix with either."""
-    if not isinstance(centers, dict):
-        raise KitError("%s holds a %s, not a dict {class index: center}" % (path, type(centers).__name__))
-    if not centers:
-        raise KitError("%s holds no centers; re-export it from a trained checkpoint" % path)
-    width = None
-    for key, value in centers.items():
-        if type(key) is not int and not (isinstance(key, np.integer) and not isinstance(key, np.bool_)):
-            # bool is an int subclass, numpy's bool_ is no integer: neither is a class index
-            raise KitError("%s: key %r is a %s, not an int class index" % (path, key, type(key).__name__))
-        if key < 0:
-            raise KitError("%s: class index %d is negative" % (path, key))
-        if not isinstance(value, np.ndarray) or value.dtype != np.float32 or value.ndim != 1:
-            what = ("%s %s array" % (value.dtype, value.shape)) if isinstance(value, np.ndarray) else type(value).__name__
-            raise KitError("%s: center of class %d is a %s, not a float32 1-D array" % (path, key, what))
-        if value.shape[0] == 0:
-            raise KitError("%s: center of class %d is empty (width 0); re-export it" % (path, key))
-        if width is None:
-            width = value.shape[0]
-        if value.shape[0] != width:
-            raise KitError("%s: center of class %d has width %d, others %d; all centers need one width"
-                           % (path, key, value.shape[0], width))
-        if not np.isfinite(value).all():
-            raise KitError("%s: center of class %d holds NaN or inf; re-export it" % (path, key))
-    return width

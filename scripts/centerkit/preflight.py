@@ -7,7 +7,7 @@ import re
 import shlex
 import subprocess
 
-from . import KitError
+from . import KitError, export_errors
 from .export_script import export_script
 
 
@@ -84,11 +84,9 @@ def resolve_config(tree, config, invoked_from):
 def check(tree, config_path, opts, data_section="Train"):
     """The derived config, or KitError naming what to fix; data_section: the config section
     whose data the run reads (`make confusions` DATA=eval reads Eval's)."""
-    try:
+    with export_errors():
         config = export_script.load_config(config_path, export_script.parse_opts(opts))
         export_script.check_rec_ctc_config(config)
-    except export_script.ExportError as e:
-        raise KitError(str(e))
     weights = export_script.weights_source(config)
     if weights is None:
         raise KitError("the config names no checkpoint; pass CHECKPOINT=output/<model>/best_accuracy")

@@ -60,15 +60,17 @@ def series_for(version, table=None):
     return series
 
 
-def candidate_series(version, table=None):
-    """The series to dry-run on a release the table does not list, in order: those of the
-    listed releases of its major.minor line (the likeliest fit), then every series from the
-    newest to the oldest."""
+def candidate_series(version, table=None, folders=()):
+    """The series to dry-run on a release the table does not list, in order: a series
+    folder made for its major.minor line and not yet in the table (make add-release's
+    carry, being proven), those of the listed releases of its line (the likeliest fit),
+    then every listed series from the newest to the oldest."""
     table = load_table() if table is None else table
     parsed = parse_version(version) if version else None
     newest_first = list(dict.fromkeys(rel.series for rel in reversed(table)))
     line = [rel.series for rel in reversed(table) if parsed and parse_version(rel.name)[:2] == parsed[:2]]
-    return list(dict.fromkeys(line + newest_first))
+    made = [s for s in folders if s not in newest_first and parsed and (parse_version(s) or ())[:2] == parsed[:2]]
+    return list(dict.fromkeys(made + line + newest_first))
 
 
 def _tree_version(tree):

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import LOSS_SOURCE, KitError, files, preflight, train_progress
+from . import LOSS_SOURCE, KitError, export_errors, files, preflight, train_progress
 from . import train_config as tc
 from .export_script import export_script as ec
 from .patched_run import run_patched
@@ -108,10 +108,8 @@ def derive(a):
     python = a.python or sys.executable
     config_path = preflight.resolve_config(tree, a.config, a.invoked_from)
     opts = preflight.split_opts(a.opts)
-    try:
+    with export_errors():
         config = ec.load_config(config_path, ec.parse_opts(opts))
-    except ec.ExportError as e:
-        raise KitError(str(e))
     weight = center_weight(a.center_weight)
     chosen = tc.chosen_models(config, a.model)
     tc.check(config, chosen)

@@ -25,7 +25,7 @@ import sys
 
 import yaml
 
-from . import KitError, files
+from . import KitError, export_errors, files
 from .export_script import export_script as ec
 
 DERIVED_NAME = "centerkit_train.yml"
@@ -41,8 +41,8 @@ def chosen_models(config, model):
         return []
     chosen = [m.strip() for m in (model or "Student").split(",") if m.strip()]
     for m in chosen:
-        if m not in names:
-            raise KitError("MODEL=%s is not a sub-model of this Distillation config; choose one of: %s" % (m, ", ".join(names)))
+        with export_errors():
+            ec.sub_model_arch(config, m)
     return chosen
 
 
@@ -53,16 +53,10 @@ def model_archs(config, chosen):
 
 def check(config, chosen):
     """KitError unless every chosen model is a rec model with a CTC head."""
-    if config["Architecture"].get("model_type") != "rec":
-        raise KitError("Architecture.model_type is %r, not 'rec'; pass a text recognition config" % config["Architecture"].get("model_type"))
-    for section in ("Global", "PostProcess", "Train", "Loss"):
-        if not isinstance(config.get(section), dict):
-            raise KitError("the config has no %s section; pass a full training config" % section)
-    for arch in model_archs(config, chosen):
-        try:
+    with export_errors():
+        ec.check_rec_config(config, ("Global", "PostProcess", "Train", "Loss"))
+        for arch in model_archs(config, chosen):
             ec.require_ctc_head(arch)
-        except ec.ExportError as e:
-            raise KitError(str(e))
 
 
 def ctc_head_args(arch):

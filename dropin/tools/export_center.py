@@ -130,18 +130,24 @@ def sub_model_names(config):
     return list(arch.get("Models") or {})
 
 
+def sub_model_arch(config, name):
+    """The architecture of sub-model `name` (MODEL=) of a Distillation config, or ExportError
+    (make export and make train both choose with it)."""
+    names = sub_model_names(config)
+    if name not in names:
+        raise ExportError(
+            "MODEL=%s is not a sub-model of this Distillation config; choose one of: %s"
+            % (name, ", ".join(names) or "(none)")
+        )
+    return config["Architecture"]["Models"][name]
+
+
 def chosen_model_arch(config):
     """(name or None, architecture dict) of the model whose centers are exported."""
     arch = config["Architecture"]
-    names = sub_model_names(config)
     if arch.get("algorithm") == DISTILLATION:
         name = config["Export"]["model"]
-        if name not in names:
-            raise ExportError(
-                "MODEL=%s is not a sub-model of this Distillation config; choose one of: %s"
-                % (name, ", ".join(names) or "(none)")
-            )
-        return name, arch["Models"][name]
+        return name, sub_model_arch(config, name)
     return None, arch
 
 
@@ -158,17 +164,23 @@ def require_ctc_head(model_arch):
     )
 
 
-def check_rec_ctc_config(config):
-    """Raise ExportError unless this is a rec config whose chosen model has a CTC head."""
+def check_rec_config(config, sections):
+    """Raise ExportError unless this is a rec config with every one of `sections` (the
+    export's, or make train's)."""
     arch = config["Architecture"]
     if arch.get("model_type") != "rec":
         raise ExportError(
             "Architecture.model_type is %r, not 'rec'; pass a text recognition config"
             % arch.get("model_type")
         )
-    for section in ("Global", "PostProcess", "Train", "Eval"):
+    for section in sections:
         if not isinstance(config.get(section), dict):
             raise ExportError("the config has no %s section; pass a full training config" % section)
+
+
+def check_rec_ctc_config(config):
+    """Raise ExportError unless this is a rec config whose chosen model has a CTC head."""
+    check_rec_config(config, ("Global", "PostProcess", "Train", "Eval"))
     require_ctc_head(chosen_model_arch(config)[1])
     if config["Export"]["mode"] not in MODES:
         raise ExportError("MODE=%s is not one of %s (-o Export.mode=...)" % (config["Export"]["mode"], ", ".join(MODES)))

@@ -1,5 +1,5 @@
 # ppocr-center-kit: kit_center_loss.py, added to PaddleOCR as ppocr/losses/kit_center_loss.py
-# by the kit's patch 0003. Written for ppocr-center-kit (MIT); imports only paddle and numpy.
+# by the kit's patch common/0004. Written for ppocr-center-kit (MIT); imports only paddle, numpy and kit_center_file.
 """CenterLoss on the CTC branch of a plain CTC, a MultiHead or a Distillation model.
 
 ppocr.losses.build_loss wraps a config's own loss in KitCenterLoss when the Loss section
@@ -20,7 +20,6 @@ export writes ({int class: float32 (D,)}).
 """
 
 import os
-import pickle
 
 import numpy as np
 import paddle
@@ -29,50 +28,16 @@ import paddle.nn as nn
 PREFIX = "ppocr-center-kit: "
 
 
-class CenterFileError(ValueError):
-    """A centers pkl that cannot be used; the message is one line naming the fix."""
+try:  # in the clone, beside this file (common/0004 adds it)
+    from .kit_center_file import CenterFileError, read_centers
+except ImportError:  # loaded by its path (the kit's probe and tests): the file beside it
+    import importlib.util
 
-
-def read_centers(path, num_classes=None, feat_dim=None):
-    """(sorted class indices int64 [K], centers float64 [K, D]) of a CenterLoss pkl, or
-    CenterFileError naming the fix. Used by the loss and, without Paddle, by the kit."""
-    if not path or not os.path.isfile(path):
-        raise CenterFileError("centers file %s does not exist; pass CENTERS=<train_center.pkl from make export>" % path)
-    try:
-        with open(path, "rb") as f:
-            data = pickle.load(f)
-    except Exception as e:  # pickle raises many kinds
-        raise CenterFileError("%s is not a pickle (%s); pass the train_center.pkl that make export wrote" % (path, type(e).__name__))
-    if not isinstance(data, dict) or not data:
-        raise CenterFileError("%s is not in CenterLoss's format {int class: 1-D float array}; re-export it with make export" % path)
-    keys, rows = [], []
-    for key, value in data.items():
-        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)):
-            raise CenterFileError("%s has key %r, not an int class index (CenterLoss's format); re-export it with make export" % (path, key))
-        try:
-            row = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            row = None
-        if row is None or row.ndim != 1 or row.size == 0 or not np.isfinite(row).all():
-            raise CenterFileError("%s: class %d is not a finite 1-D float array (CenterLoss's format); re-export it with make export" % (path, key))
-        keys.append(int(key))
-        rows.append(row)
-    widths = sorted({len(r) for r in rows})
-    if len(widths) != 1:
-        raise CenterFileError("%s mixes center widths %s; re-export it with make export" % (path, widths))
-    if num_classes is not None:
-        bad = [k for k in keys if not 0 <= k < num_classes]
-        if bad:
-            raise CenterFileError(
-                "%s has class %d outside this config's dictionary [0, %d); export the centers with "
-                "this config's character_dict_path (or fix Global.character_dict_path / use_space_char)"
-                % (path, bad[0], num_classes))
-    if feat_dim is not None and widths[0] != feat_dim:
-        raise CenterFileError(
-            "%s holds centers of width %d, but the chosen CTC head's features are %d wide; export "
-            "them from this model (same MODEL=, same Head mid_channels)" % (path, widths[0], feat_dim))
-    order = np.argsort(keys)
-    return np.asarray(keys, np.int64)[order], np.stack(rows)[order]
+    _spec = importlib.util.spec_from_file_location(
+        "kit_center_file", os.path.join(os.path.dirname(os.path.abspath(__file__)), "kit_center_file.py"))
+    _file = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_file)
+    CenterFileError, read_centers = _file.CenterFileError, _file.read_centers
 
 
 def center_loss_value(features, logits, row_of_class, centers, num_classes):
