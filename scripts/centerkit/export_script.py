@@ -1,4 +1,4 @@
-"""The drop-in script tools/export_center.py, loaded as the module `export_script` for the
+"""The drop-in script dropin/tools/export_center.py, loaded as the module `export_script` for the
 knowledge only the export has: its option parsing and config derivation (load_config,
 check_rec_ctc_config, derive_export_config, set_head_channels, weights_source), its
 center math (CenterAccumulator, shard_indices) and its report (summarize, format_report).
