@@ -141,7 +141,7 @@ demo-ab: $(VENV)/.installed ## the demo with make ab's 5 runs per arm (the READM
 	@$(KITPATH) "$(VENV)/bin/python" "$(KIT)/demo/run_demo.py" $(TREE_ARG) --invoked-from "$(CURDIR)" --runs 5
 
 test: $(VENV)/.installed ## the test suite: every tier on every release (../shared's bundle or PADDLEOCR_REPO)
-	cd "$(KIT)" && $(KITPATH) "$(VENV)/bin/python" tests/release_envs.py install && "$(VENV)/bin/python" -m pytest -n $(TEST_JOBS) --durations=25 $(PYTEST_ARGS)
+	cd "$(KIT)" && $(KITPATH) "$(VENV)/bin/python" tests/release_envs.py install && "$(VENV)/bin/python" -m pytest -n $(TEST_JOBS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 smoke: ## seconds-long real export on this clone (tiny config, stand-in checkpoint): for CI pinning a tag
 	@$(call KITTOOL,smoke_export.py) $(TREE_ARG) --invoked-from "$(CURDIR)"

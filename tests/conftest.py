@@ -51,6 +51,14 @@ YAML_FIXED = "v2.9.0"  # the first release whose copy of that config is valid YA
 NEWEST_NUMPY1 = "v2.9.1"  # the newest release on the numpy<2 Paddle 3 environment (release_envs.py)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_inputs(tmp_path_factory):
+    """Where tiny_data keeps inputs several tests read (made once per worker)."""
+    import tiny_data
+
+    tiny_data.SHARED = tmp_path_factory.mktemp("shared-inputs")
+
+
 @pytest.fixture
 def clone_source():
     source, why = upstream.clone_source()

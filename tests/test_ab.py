@@ -23,23 +23,28 @@ CONFIG = tiny_data.config_path("tiny_distill_ctc_nrtr.yml")
 
 
 class AB:
-    def __init__(self, tree, folder):
-        self.tree, self.folder = tree, folder
+    """The inputs of make ab (data, a stand-in checkpoint, its exported centers) in `shared`,
+    made by the first test of the worker and only read by make ab; each test's output
+    (OUTPUT=) in its own folder."""
+
+    def __init__(self, tree, shared, output):
+        self.tree, self.output = tree, output
         self.python = tiny_data.release_python(tree, RELEASE)
-        data = folder / "data"
-        noise_images(str(data), list("12121212"), (32, 64))
-        (data / "dict.txt").write_text("".join("%d\n" % i for i in range(10)))
+        data = shared / "data"
         self.opts = ["Global.character_dict_path=%s" % (data / "dict.txt"), "Train.dataset.data_dir=%s" % data,
                      "Train.dataset.label_file_list=[%s]" % (data / "train.txt"), "Eval.dataset.data_dir=%s" % data,
                      "Eval.dataset.label_file_list=[%s]" % (data / "train.txt"), "Global.print_batch_step=1"]
-        self.ckpt, self.centers = str(folder / "ckpt"), str(folder / "train_center.pkl")
+        self.ckpt, self.centers = str(shared / "ckpt"), str(shared / "train_center.pkl")
+        if os.path.isfile(self.centers):
+            return
+        noise_images(str(data), list("12121212"), (32, 64))
+        (data / "dict.txt").write_text("".join("%d\n" % i for i in range(10)))
         made = subprocess.run([self.python, "-m", "centerkit.standin", CONFIG, self.ckpt, "1"] + self.opts[:3],
                               cwd=tree, env=helper_env(), capture_output=True, text=True)
         assert made.returncode == 0, made.stderr[-3000:]
         r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": RELEASE}, PYTHON=self.python, CONFIG=CONFIG,
                  CHECKPOINT=self.ckpt, OUTPUT=self.centers, OPTS=self.opts_text())
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        self.output = folder / "ab"
 
     def opts_text(self):
         return " ".join("-o " + o for o in self.opts)
@@ -52,9 +57,18 @@ class AB:
         return make("ab", cwd=self.tree, env={"PADDLEOCR_VERSION": RELEASE}, **self.variables())
 
 
+# both tests on one xdist worker (make test: --dist loadgroup), which makes the inputs once
+pytestmark = pytest.mark.xdist_group("ab")
+
+
+@pytest.fixture(scope="module")
+def ab_inputs(tmp_path_factory):
+    return tmp_path_factory.mktemp("ab-inputs")
+
+
 @pytest.fixture
-def ab(tree_of, tmp_path):
-    return AB(tree_of(RELEASE), tmp_path)
+def ab(tree_of, ab_inputs, tmp_path):
+    return AB(tree_of(RELEASE), ab_inputs, tmp_path / "ab")
 
 
 def derived(run_dir):

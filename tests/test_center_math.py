@@ -99,7 +99,7 @@ def test_sums_fold_into_float64_whatever_the_kernel(monkeypatch, fold_rows, kern
     if kernel == "numpy add.at":
         monkeypatch.setattr(ec, "_csr_matvecs", None)
     else:
-        assert ec._csr_matvecs is not None, "scipy's CSR kernel is missing: the export would run ~30x slower"
+        assert ec.csr_kernel() is not None, "scipy's CSR kernel is missing: the export would run ~30x slower"
     rng = np.random.default_rng(fold_rows)
     # class 0 (blank) takes most steps, as in a real CTC argmax; unkept samples are mixed in
     data = [(rng.normal(size=(6, 9, 5)).astype(np.float32) * 3, np.where(rng.random((6, 9)) < 0.6, 0, rng.integers(0, 40, (6, 9))), rng.random(6) < 0.7) for _ in range(30)]

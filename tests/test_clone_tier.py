@@ -76,14 +76,14 @@ def test_make_export_end_to_end(tree_of, release, config, width, tmp_path):
     if "distill" in config:  # sub-model `pretrained` paths must be ignored with a checkpoint
         opts += ["Architecture.Models.Teacher.pretrained=./no/such/teacher",
                  "Architecture.Models.Student.pretrained=./no/such/student"]
-    tiny_data.reference(python, tree, "init", cfg, ckpt, str(data / "train.txt"), ref, opts)
+    # the reference, before the export: the checkpoint and labels are what both read
+    tiny_data.reference(python, tree, "init+centers", cfg, ckpt, str(data / "train.txt"), ref, opts)
     assert git_status(tree) == ""
 
     r, ours, report = export(tree, release, out, opts, PYTHON=python, CONFIG=cfg, CHECKPOINT=ckpt)
     assert r.returncode == 0, output_of(r)
     assert git_status(tree) == ""
 
-    tiny_data.reference(python, tree, "centers", cfg, ckpt, str(data / "train.txt"), ref, opts)
     with open(ref, "rb") as f:
         theirs = pickle.load(f)
     assert ours and all(type(k) is int for k in ours)
@@ -176,11 +176,10 @@ def test_make_export_mode_train_equals_the_manual_recipe(tree_of, config, tmp_pa
     with open(cfg, "w") as f:
         yaml.safe_dump(text, f)
     ckpt, out, ref = str(tmp_path / "ckpt"), str(tmp_path / "centers.pkl"), str(tmp_path / "ref.pkl")
-    tiny_data.reference(python, tree, "init", cfg, ckpt, str(data / "train.txt"), ref, ["--mode", "train"] + opts)
+    tiny_data.reference(python, tree, "init+centers", cfg, ckpt, str(data / "train.txt"), ref, ["--mode", "train"] + opts)
     r, ours, report = export(tree, release, out, opts, PYTHON=python, CONFIG=cfg, MODE="train", CHECKPOINT=ckpt)
     assert r.returncode == 0, output_of(r)
     assert git_status(tree) == ""
-    tiny_data.reference(python, tree, "centers", cfg, ckpt, str(data / "train.txt"), ref, ["--mode", "train"] + opts)
     with open(ref, "rb") as f:
         theirs = pickle.load(f)
     assert ours and sorted(ours) == sorted(theirs)

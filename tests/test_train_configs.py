@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -42,6 +43,21 @@ MULTI_SCALE = ["Train.dataset.name=MultiScaleDataSet", "Train.dataset.ds_width=f
                "Train.sampler={name: MultiScaleSampler, scales: [[320, 48]], first_bs: 2, fix_bs: false, "
                "divided_factor: [8, 16], is_training: true}"]
 EXTRA_OPTS = {"ppocrv4-distillation": MULTI_SCALE}
+_MADE = {}  # (tree, family) -> what Setup made once: data, stand-in, centers
+
+
+def shares(family):
+    """The mark that runs the tests of the newest release's `family` on one xdist worker
+    (make test: --dist loadgroup), so they share what Setup made."""
+    return pytest.mark.xdist_group("train-" + family)
+
+
+@pytest.fixture
+def setup(tree_of, tmp_path, tmp_path_factory):
+    """setup(release, family, export=True) -> Setup for this test."""
+    def shared(family):
+        return tmp_path_factory.mktemp("train-" + family)
+    return lambda release, family, export=True: Setup(tree_of, release, family, tmp_path, shared, export)
 
 
 def _opt_word(opt):
@@ -51,9 +67,12 @@ def _opt_word(opt):
 
 class Setup:
     """A release tree, its Python, a config of the family, tiny data, a stand-in
-    checkpoint and the kit's centers exported from it."""
+    checkpoint and the kit's centers exported from it. The data, stand-in and centers are
+    made once per worker, tree and family (_MADE: each is ~10-20 s of Paddle) and only read
+    by the tests; each test gets its own copy of the centers and report (one renames the
+    report) and writes its training output under its own tmp_path."""
 
-    def __init__(self, tree_of, release, family, tmp_path, export=True):
+    def __init__(self, tree_of, release, family, tmp_path, shared, export=True):
         self.tree = tree_of(release)
         found = [c for c in FAMILIES[family] if os.path.isfile(os.path.join(self.tree, c))]
         if not found:
@@ -68,7 +87,28 @@ class Setup:
             pytest.skip("%s %s is not valid YAML upstream (%s): its own train.py cannot read it either"
                         % (release, self.config, str(e).splitlines()[0]))
         self.python = tiny_data.release_python(self.tree, release)
-        data = tmp_path / "data"
+        key = (self.tree, family)
+        if key not in _MADE:
+            _MADE[key] = self._make(shared(family), family)
+        made = _MADE[key]
+        self.data_opts, self.ckpt, self.widths = made["opts"], made["ckpt"], made["widths"]
+        self.train_opts = self.data_opts + ["Global.epoch_num=1", "Global.print_batch_step=1",
+                                            "Global.eval_batch_step=[1000,1000]", "Global.save_epoch_step=100",
+                                            "Global.save_model_dir=%s" % (tmp_path / "out"),
+                                            "Global.cal_metric_during_train=false"]
+        self.centers = str(tmp_path / "train_center.pkl")
+        if export:
+            if not made["exported"]:
+                r = make("export", cwd=self.tree, env=self.env, PYTHON=self.python, CONFIG=self.config,
+                         CHECKPOINT=self.ckpt, OUTPUT=made["centers"], OPTS=self.opts_text(self.data_opts))
+                assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+                made["exported"] = True
+            base = made["centers"][:-len(".pkl")]
+            for suffix in (".pkl", ".report.json"):
+                shutil.copy(base + suffix, self.centers[:-len(".pkl")] + suffix)
+
+    def _make(self, folder, family):
+        data = folder / "data"
         opts = tiny_data.dataset(data, images=4, labels="1111", shape=(48, 160))[1:]  # the config's own dict
         opts += ["Eval.dataset.data_dir=%s" % data, "Eval.dataset.label_file_list=[%s]" % (data / "train.txt"),
                  "Train.loader.num_workers=0", "Eval.loader.num_workers=0", "Train.loader.batch_size_per_card=2",
@@ -77,19 +117,12 @@ class Setup:
             if "\n  sampler:" in f.read():  # MultiScaleSampler: its own batch size
                 opts.append("Train.sampler.first_bs=2")
         opts += EXTRA_OPTS.get(family, [])
-        self.data_opts = opts
-        self.train_opts = opts + ["Global.epoch_num=1", "Global.print_batch_step=1", "Global.eval_batch_step=[1000,1000]",
-                                  "Global.save_epoch_step=100", "Global.save_model_dir=%s" % (tmp_path / "out"),
-                                  "Global.cal_metric_during_train=false"]
-        self.ckpt, self.centers = str(tmp_path / "ckpt"), str(tmp_path / "train_center.pkl")
-        made = subprocess.run([self.python, "-m", "centerkit.standin", self.config, self.ckpt, "1"] + opts,
+        ckpt = str(folder / "ckpt")
+        made = subprocess.run([self.python, "-m", "centerkit.standin", self.config, ckpt, "1"] + opts,
                               cwd=self.tree, env=helper_env(), capture_output=True, text=True)
         assert made.returncode == 0, made.stderr[-3000:]
-        self.widths = json.loads(made.stdout.splitlines()[-1])["widths"]
-        if export:
-            r = make("export", cwd=self.tree, env=self.env, PYTHON=self.python, CONFIG=self.config,
-                     CHECKPOINT=self.ckpt, OUTPUT=self.centers, OPTS=self.opts_text(opts))
-            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        return dict(opts=opts, ckpt=ckpt, widths=json.loads(made.stdout.splitlines()[-1])["widths"],
+                    centers=str(folder / "train_center.pkl"), exported=False)
 
     env = property(lambda self: {"PADDLEOCR_VERSION": self.release})
 
@@ -133,8 +166,8 @@ def upstream_fails(s):
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 @pytest.mark.parametrize("release", TRAIN_RELEASES)
-def test_make_train_two_steps(tree_of, release, family, tmp_path):
-    s = Setup(tree_of, release, family, tmp_path)
+def test_make_train_two_steps(setup, release, family, tmp_path):
+    s = setup(release, family)
     r = s.train()
     if r.returncode != 0:
         upstream_fails(s)
@@ -160,12 +193,13 @@ def test_make_train_two_steps(tree_of, release, family, tmp_path):
     assert "CenterLoss" not in json.dumps(cfg["Loss"].get("loss_config_list"))
 
 
-@pytest.mark.parametrize("family", ["svtrv2-distillation", "ppocrv5-multihead", "ppocrv2-enhanced-ctc"])
-def test_patched_tree_trains_like_upstream_without_the_loss(tree_of, family, tmp_path):
+@pytest.mark.parametrize("family", [pytest.param(f, marks=shares(f)) for f in
+                                    ("svtrv2-distillation", "ppocrv5-multihead", "ppocrv2-enhanced-ctc")])
+def test_patched_tree_trains_like_upstream_without_the_loss(setup, family, tmp_path):
     """The config's own losses on the same first Train batch (same seeds, same weights),
     unpatched and after make apply: identical values. (Whole training runs are not
     reproducible upstream, augmentations vary, so one saved batch's forward and loss.)"""
-    s = Setup(tree_of, NEWEST, family, tmp_path, export=False)
+    s = setup(NEWEST, family, export=False)
     script = os.path.join(KIT, "tests", "train_step_losses.py")
 
     def losses():
@@ -185,8 +219,9 @@ def test_patched_tree_trains_like_upstream_without_the_loss(tree_of, family, tmp
     assert git_status(s.tree) == ""
 
 
-def test_interrupted_make_train_leaves_the_tree_as_it_was(tree_of, tmp_path):
-    s = Setup(tree_of, NEWEST, "ppocrv2-enhanced-ctc", tmp_path)
+@shares("ppocrv2-enhanced-ctc")
+def test_interrupted_make_train_leaves_the_tree_as_it_was(setup, tmp_path):
+    s = setup(NEWEST, "ppocrv2-enhanced-ctc")
     s.train_opts = s.train_opts + ["Global.epoch_num=1000"]  # long enough to be interrupted
     cmd, env = make_command("train", env=s.env, PYTHON=s.python, CONFIG=s.config, CHECKPOINT=s.ckpt,
                             CENTERS=s.centers, OPTS=s.opts_text(s.train_opts))
@@ -219,10 +254,11 @@ BAD = {
 }
 
 
-def test_bad_centers_are_one_line_exit_2(tree_of, tmp_path):
+@shares("ppocrv2-enhanced-ctc")
+def test_bad_centers_are_one_line_exit_2(setup, tmp_path):
     import pickle
 
-    s = Setup(tree_of, NEWEST, "ppocrv2-enhanced-ctc", tmp_path, export=False)
+    s = setup(NEWEST, "ppocrv2-enhanced-ctc", export=False)
     for name, (content, message) in BAD.items():
         path = tmp_path / ("%s.pkl" % name)
         if isinstance(content, bytes):
@@ -242,8 +278,9 @@ def test_bad_centers_are_one_line_exit_2(tree_of, tmp_path):
     assert recipe_exit(r) == 2 and "CENTER_WEIGHT=-1 is not a number >= 0" in error_lines(r)[0]
 
 
-def test_wrong_sub_model_is_one_line(tree_of, tmp_path):
-    s = Setup(tree_of, NEWEST, "svtrv2-distillation", tmp_path)
+@shares("svtrv2-distillation")
+def test_wrong_sub_model_is_one_line(setup, tmp_path):
+    s = setup(NEWEST, "svtrv2-distillation")
     r = s.train(MODEL="Pupil")
     assert recipe_exit(r) == 2 and "MODEL=Pupil is not a sub-model" in error_lines(r)[0]
     r = s.train(MODEL="Teacher")  # the Student's centers on the Teacher: its report says whose they are
@@ -266,9 +303,10 @@ def test_wrong_sub_model_is_one_line(tree_of, tmp_path):
     assert "global_step" not in r.stdout and git_status(s.tree) == ""
 
 
-def test_make_train_nproc_2(tree_of, tmp_path):
+@shares("ppocrv2-enhanced-ctc")
+def test_make_train_nproc_2(setup, tmp_path):
     """NPROC=2: the clone's tools/train.py under paddle.distributed.launch (CPU, gloo)."""
-    s = Setup(tree_of, NEWEST, "ppocrv2-enhanced-ctc", tmp_path)
+    s = setup(NEWEST, "ppocrv2-enhanced-ctc")
     s.train_opts = s.train_opts + ["Train.loader.batch_size_per_card=1"]  # 4 images, 2 ranks: 2 steps each
     r = s.train(NPROC="2")
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-3000:]
@@ -278,10 +316,11 @@ def test_make_train_nproc_2(tree_of, tmp_path):
     assert git_status(s.tree) == ""
 
 
-def test_make_train_config_writes_the_yaml_only(tree_of, tmp_path):
+@shares("svtrv2-distillation")
+def test_make_train_config_writes_the_yaml_only(setup, tmp_path):
     import yaml
 
-    s = Setup(tree_of, NEWEST, "svtrv2-distillation", tmp_path)
+    s = setup(NEWEST, "svtrv2-distillation")
     user_config = os.path.join(s.tree, s.config)
     with open(user_config, "rb") as f:
         before = f.read()

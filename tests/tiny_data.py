@@ -1,8 +1,12 @@
 """A tiny generated training set and a random-init checkpoint for real `make export` runs
 (clone tier): a handful of noise images, so a run takes seconds on a CPU."""
 
+import functools
 import os
+import pathlib
+import shutil
 import subprocess
+import tempfile
 
 import release_envs
 from conftest import NEWEST
@@ -35,20 +39,34 @@ def dataset_opts(data):
 
 def reference(python, tree, mode, cfg, ckpt, labels, ref, opts):
     """Run reference_centers.py (`init`: random-init checkpoint + labels half of which the
-    model reads; `centers`: the reference pkl) in the unpatched tree."""
+    model reads; `centers`: the reference pkl; `init+centers`: both in one process) in the
+    unpatched tree."""
     cmd = [python, os.path.join(HERE, "reference_centers.py"), mode, cfg, ckpt, labels, ref, *opts]
     subprocess.run(cmd, cwd=tree, check=True, capture_output=True, env=helper_env())
 
 
+SHARED = None  # a folder for what several tests read, made once per worker (conftest sets it)
+_INITIALISED = {}  # (tree, config, images) -> a folder under SHARED with data/ and ckpt.pdparams
+
+
 def initialised(tree, release, config, folder, images=11):
     """(python, data folder, opts, checkpoint): `images` images under folder/data and a
-    fresh-weights checkpoint of config (a name in configs/) that reads half of them."""
+    fresh-weights checkpoint of config (a name in configs/) that reads half of them. The
+    init (seeded: the same files every time) runs once per worker, tree, config and size;
+    each test gets its own copy, which it may change."""
     python = release_python(tree, release)
+    key = (tree, config, images)
+    if key not in _INITIALISED or SHARED is None:
+        made = pathlib.Path(tempfile.mkdtemp(prefix="init-", dir=SHARED))
+        opts = dataset(made / "data", images=images)
+        reference(python, tree, "init", config_path(config), str(made / "ckpt"), str(made / "data" / "train.txt"), "-", opts)
+        _INITIALISED[key] = made
     data = folder / "data"
-    opts = dataset(data, images=images)
-    ckpt = str(folder / "ckpt")
-    reference(python, tree, "init", config_path(config), ckpt, str(data / "train.txt"), "-", opts)
-    return python, data, opts, ckpt
+    shutil.copytree(_INITIALISED[key] / "data", data)
+    shutil.copy2(_INITIALISED[key] / "ckpt.pdparams", folder / "ckpt.pdparams")
+    if SHARED is None:
+        shutil.rmtree(_INITIALISED.pop(key))
+    return python, data, dataset_opts(data), str(folder / "ckpt")
 
 
 def release_python(tree, release):
@@ -61,9 +79,12 @@ def release_python(tree, release):
     return python
 
 
+@functools.lru_cache(maxsize=None)
 def paddle_python(tree, release=NEWEST):
     """(the Python that can run this tree's ppocr with Paddle, None) or (None, why not):
-    the release's test environment (release_envs.py), PADDLEOCR_PYTHON[_V2|_V3] if set."""
+    the release's test environment (release_envs.py), PADDLEOCR_PYTHON[_V2|_V3] if set.
+    Asked once per tree and worker: the probe imports Paddle and ppocr (~5 s), and a
+    test's tree is reset to the same commit, never to another release."""
     python, why = release_envs.python_for(release)
     if python is None:
         return None, why

@@ -396,10 +396,21 @@ def _as_float32_rows(feats, num_rows):
     return np.ascontiguousarray(np.asarray(feats).reshape(num_rows, -1), dtype=np.float32)
 
 
-try:  # scipy comes with scikit-image, which every PaddleOCR requirements.txt lists
-    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs  # Y += A @ X in place
-except ImportError:  # pragma: no cover - depends on the environment
-    _csr_matvecs = None
+_UNLOADED = object()
+_csr_matvecs = _UNLOADED  # scipy's Y += A @ X in place, imported at first use (below)
+
+
+def csr_kernel():
+    """scipy's CSR kernel, or None without scipy (it comes with scikit-image, which every
+    PaddleOCR requirements.txt lists). Imported when the centers are summed, not when the
+    module is: scipy.sparse is ~0.5 s of every kit command (make status, check) otherwise."""
+    global _csr_matvecs
+    if _csr_matvecs is _UNLOADED:
+        try:
+            from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
+        except ImportError:  # pragma: no cover - depends on the environment
+            _csr_matvecs = None
+    return _csr_matvecs
 
 
 def _add_csr_product(out, indptr, columns, rows):
@@ -408,11 +419,12 @@ def _add_csr_product(out, indptr, columns, rows):
     scipy's CSR kernel walks each class's steps with one output row in cache; paddle's CPU
     index_add_ costs ~3x as much (an Eigen expression per step) and numpy's add.at ~30x.
     """
-    if _csr_matvecs is None:
+    kernel = csr_kernel()
+    if kernel is None:
         np.add.at(out, np.repeat(np.arange(len(out)), np.diff(indptr)), rows[columns])
         return
     ones = np.ones(len(columns), np.float32)
-    _csr_matvecs(len(out), len(rows), out.shape[1], indptr, columns, ones, rows.ravel(), out.ravel())
+    kernel(len(out), len(rows), out.shape[1], indptr, columns, ones, rows.ravel(), out.ravel())
 
 
 def shard_indices(num_samples, rank, world_size):
@@ -874,7 +886,7 @@ def build_exported_model(config, name, weights, logger):
     set_mode(net, heads, config["Export"]["mode"])
     logger.info("mode: %s", config["Export"]["mode"])
     last_fc = ctc_last_fc(heads[0])
-    if _csr_matvecs is None:
+    if csr_kernel() is None:
         logger.warning("scipy is missing: centers are summed with numpy's add.at, ~30x slower (pip install scipy)")
     return net, CenterAccumulator(last_fc.weight.shape[1], last_fc.weight.shape[0])  # weight: [in, out]
 
