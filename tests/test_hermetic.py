@@ -36,9 +36,14 @@ def test_make_sends_python_bytecode_outside_the_clone(tmp_path):
     probe = tmp_path / "Makefile"
     probe.write_text("include %s\nprobe:\n\t@echo \"$$PYTHONPYCACHEPREFIX\"\n"
                      % os.path.join(os.path.dirname(os.path.dirname(__file__)), "Makefile"))
+    home = hermetic_env({"HOME": str(tmp_path / "home")})
+    home.pop("XDG_CACHE_HOME", None)  # a CI machine may set it: then it is the cache (below)
     out = subprocess.run(["make", "--no-print-directory", "-f", str(probe), "probe"], cwd=str(tmp_path),
-                         env=hermetic_env({"HOME": str(tmp_path / "home")}), capture_output=True, text=True)
+                         env=home, capture_output=True, text=True)
     assert out.stdout.strip() == str(tmp_path / "home" / ".cache" / "ppocr-center-kit" / "pycache")
+    out = subprocess.run(["make", "--no-print-directory", "-f", str(probe), "probe"], cwd=str(tmp_path),
+                         env=dict(home, XDG_CACHE_HOME=str(tmp_path / "xdg")), capture_output=True, text=True)
+    assert out.stdout.strip() == str(tmp_path / "xdg" / "ppocr-center-kit" / "pycache")
     mine = str(tmp_path / "mine")
     out = subprocess.run(["make", "--no-print-directory", "-f", str(probe), "probe"], cwd=str(tmp_path),
                          env=hermetic_env({"PYTHONPYCACHEPREFIX": mine}), capture_output=True, text=True)
