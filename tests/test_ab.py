@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import tiny_data
+from centerkit.make_commands import opts_text
 from centerkit.standin import noise_images
 from conftest import NEWEST
 from kit_run import git_status, helper_env, make, make_command
@@ -23,35 +24,41 @@ CONFIG = tiny_data.config_path("tiny_distill_ctc_nrtr.yml")
 
 
 class AB:
-    """The inputs of make ab (data, a stand-in checkpoint, its exported centers) in `shared`,
-    made by the first test of the worker and only read by make ab; each test's output
-    (OUTPUT=) in its own folder."""
+    """The inputs of make ab (data, a stand-in checkpoint, its exported centers), made once
+    per worker (tiny_data.made_once) and only read by make ab; each test's output (OUTPUT=)
+    in its own folder."""
 
-    def __init__(self, tree, shared, output):
+    def __init__(self, tree, output):
         self.tree, self.output = tree, output
         self.python = tiny_data.release_python(tree, RELEASE)
+        shared, _ = tiny_data.made_once(("ab", tree), self._make)
         data = shared / "data"
-        self.opts = ["Global.character_dict_path=%s" % (data / "dict.txt"), "Train.dataset.data_dir=%s" % data,
-                     "Train.dataset.label_file_list=[%s]" % (data / "train.txt"), "Eval.dataset.data_dir=%s" % data,
-                     "Eval.dataset.label_file_list=[%s]" % (data / "train.txt"), "Global.print_batch_step=1"]
+        self.opts = self._opts(data)
         self.ckpt, self.centers = str(shared / "ckpt"), str(shared / "train_center.pkl")
-        if os.path.isfile(self.centers):
-            return
+
+    @staticmethod
+    def _opts(data):
+        return ["Global.character_dict_path=%s" % (data / "dict.txt"), "Train.dataset.data_dir=%s" % data,
+                "Train.dataset.label_file_list=[%s]" % (data / "train.txt"), "Eval.dataset.data_dir=%s" % data,
+                "Eval.dataset.label_file_list=[%s]" % (data / "train.txt"), "Global.print_batch_step=1"]
+
+    def _make(self, shared):
+        data = shared / "data"
         noise_images(str(data), list("12121212"), (32, 64))
         (data / "dict.txt").write_text("".join("%d\n" % i for i in range(10)))
-        made = subprocess.run([self.python, "-m", "centerkit.standin", CONFIG, self.ckpt, "1"] + self.opts[:3],
-                              cwd=tree, env=helper_env(), capture_output=True, text=True)
+        opts = self._opts(data)
+        made = subprocess.run([self.python, "-m", "centerkit.standin", CONFIG, str(shared / "ckpt"), "1"] + opts[:3],
+                              cwd=self.tree, env=helper_env(), capture_output=True, text=True)
         assert made.returncode == 0, made.stderr[-3000:]
-        r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": RELEASE}, PYTHON=self.python, CONFIG=CONFIG,
-                 CHECKPOINT=self.ckpt, OUTPUT=self.centers, OPTS=self.opts_text())
+        r = make("export", cwd=self.tree, env={"PADDLEOCR_VERSION": RELEASE}, PYTHON=self.python, CONFIG=CONFIG,
+                 CHECKPOINT=str(shared / "ckpt"), OUTPUT=str(shared / "train_center.pkl"),
+                 OPTS=opts_text(opts))
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
-    def opts_text(self):
-        return " ".join("-o " + o for o in self.opts)
 
     def variables(self):
         return dict(PYTHON=self.python, CONFIG=CONFIG, CHECKPOINT=self.ckpt, CENTERS=self.centers, RUNS="1",
-                    EPOCHS="1", CENTER_WEIGHT="0.5", OUTPUT=str(self.output), OPTS=self.opts_text())
+                    EPOCHS="1", CENTER_WEIGHT="0.5", OUTPUT=str(self.output), OPTS=opts_text(self.opts))
 
     def __call__(self):
         return make("ab", cwd=self.tree, env={"PADDLEOCR_VERSION": RELEASE}, **self.variables())
@@ -61,14 +68,9 @@ class AB:
 pytestmark = pytest.mark.xdist_group("ab")
 
 
-@pytest.fixture(scope="module")
-def ab_inputs(tmp_path_factory):
-    return tmp_path_factory.mktemp("ab-inputs")
-
-
 @pytest.fixture
-def ab(tree_of, ab_inputs, tmp_path):
-    return AB(tree_of(RELEASE), ab_inputs, tmp_path / "ab")
+def ab(tree_of, tmp_path):
+    return AB(tree_of(RELEASE), tmp_path / "ab")
 
 
 def derived(run_dir):

@@ -43,7 +43,6 @@ MULTI_SCALE = ["Train.dataset.name=MultiScaleDataSet", "Train.dataset.ds_width=f
                "Train.sampler={name: MultiScaleSampler, scales: [[320, 48]], first_bs: 2, fix_bs: false, "
                "divided_factor: [8, 16], is_training: true}"]
 EXTRA_OPTS = {"ppocrv4-distillation": MULTI_SCALE}
-_MADE = {}  # (tree, family) -> what Setup made once: data, stand-in, centers
 
 
 def shares(family):
@@ -53,11 +52,9 @@ def shares(family):
 
 
 @pytest.fixture
-def setup(tree_of, tmp_path, tmp_path_factory):
+def setup(tree_of, tmp_path):
     """setup(release, family, export=True) -> Setup for this test."""
-    def shared(family):
-        return tmp_path_factory.mktemp("train-" + family)
-    return lambda release, family, export=True: Setup(tree_of, release, family, tmp_path, shared, export)
+    return lambda release, family, export=True: Setup(tree_of, release, family, tmp_path, export)
 
 
 def _opt_word(opt):
@@ -67,12 +64,12 @@ def _opt_word(opt):
 
 class Setup:
     """A release tree, its Python, a config of the family, tiny data, a stand-in
-    checkpoint and the kit's centers exported from it. The data, stand-in and centers are
-    made once per worker, tree and family (_MADE: each is ~10-20 s of Paddle) and only read
-    by the tests; each test gets its own copy of the centers and report (one renames the
-    report) and writes its training output under its own tmp_path."""
+    checkpoint and the kit's centers exported from it. The data and stand-in, and the
+    centers, are made once per worker, tree and family (tiny_data.made_once: each is ~10-20 s
+    of Paddle) and only read by the tests; each test gets its own copy of the centers and
+    report (one renames the report) and writes its training output under its own tmp_path."""
 
-    def __init__(self, tree_of, release, family, tmp_path, shared, export=True):
+    def __init__(self, tree_of, release, family, tmp_path, export=True):
         self.tree = tree_of(release)
         found = [c for c in FAMILIES[family] if os.path.isfile(os.path.join(self.tree, c))]
         if not found:
@@ -87,27 +84,21 @@ class Setup:
             pytest.skip("%s %s is not valid YAML upstream (%s): its own train.py cannot read it either"
                         % (release, self.config, str(e).splitlines()[0]))
         self.python = tiny_data.release_python(self.tree, release)
-        key = (self.tree, family)
-        if key not in _MADE:
-            _MADE[key] = self._make(shared(family), family)
-        made = _MADE[key]
-        self.data_opts, self.ckpt, self.widths = made["opts"], made["ckpt"], made["widths"]
+        folder, (self.data_opts, self.widths) = tiny_data.made_once(("train", self.tree, family),
+                                                                    lambda f: self._standin(f, family))
+        self.ckpt = str(folder / "ckpt")
         self.train_opts = self.data_opts + ["Global.epoch_num=1", "Global.print_batch_step=1",
                                             "Global.eval_batch_step=[1000,1000]", "Global.save_epoch_step=100",
                                             "Global.save_model_dir=%s" % (tmp_path / "out"),
                                             "Global.cal_metric_during_train=false"]
         self.centers = str(tmp_path / "train_center.pkl")
         if export:
-            if not made["exported"]:
-                r = make("export", cwd=self.tree, env=self.env, PYTHON=self.python, CONFIG=self.config,
-                         CHECKPOINT=self.ckpt, OUTPUT=made["centers"], OPTS=self.opts_text(self.data_opts))
-                assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-                made["exported"] = True
-            base = made["centers"][:-len(".pkl")]
-            for suffix in (".pkl", ".report.json"):
-                shutil.copy(base + suffix, self.centers[:-len(".pkl")] + suffix)
+            exported, _ = tiny_data.made_once(("train-centers", self.tree, family), self._export)
+            for name in ("train_center.pkl", "train_center.report.json"):
+                shutil.copy(exported / name, tmp_path / name)
 
-    def _make(self, folder, family):
+    def _standin(self, folder, family):
+        """(data opts, widths) of the tiny data and stand-in checkpoint made in folder."""
         data = folder / "data"
         opts = tiny_data.dataset(data, images=4, labels="1111", shape=(48, 160))[1:]  # the config's own dict
         opts += ["Eval.dataset.data_dir=%s" % data, "Eval.dataset.label_file_list=[%s]" % (data / "train.txt"),
@@ -117,12 +108,15 @@ class Setup:
             if "\n  sampler:" in f.read():  # MultiScaleSampler: its own batch size
                 opts.append("Train.sampler.first_bs=2")
         opts += EXTRA_OPTS.get(family, [])
-        ckpt = str(folder / "ckpt")
-        made = subprocess.run([self.python, "-m", "centerkit.standin", self.config, ckpt, "1"] + opts,
+        made = subprocess.run([self.python, "-m", "centerkit.standin", self.config, str(folder / "ckpt"), "1"] + opts,
                               cwd=self.tree, env=helper_env(), capture_output=True, text=True)
         assert made.returncode == 0, made.stderr[-3000:]
-        return dict(opts=opts, ckpt=ckpt, widths=json.loads(made.stdout.splitlines()[-1])["widths"],
-                    centers=str(folder / "train_center.pkl"), exported=False)
+        return opts, json.loads(made.stdout.splitlines()[-1])["widths"]
+
+    def _export(self, folder):
+        r = make("export", cwd=self.tree, env=self.env, PYTHON=self.python, CONFIG=self.config, CHECKPOINT=self.ckpt,
+                 OUTPUT=str(folder / "train_center.pkl"), OPTS=self.opts_text(self.data_opts))
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
     env = property(lambda self: {"PADDLEOCR_VERSION": self.release})
 

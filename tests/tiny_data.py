@@ -45,8 +45,18 @@ def reference(python, tree, mode, cfg, ckpt, labels, ref, opts):
     subprocess.run(cmd, cwd=tree, check=True, capture_output=True, env=helper_env())
 
 
-SHARED = None  # a folder for what several tests read, made once per worker (conftest sets it)
-_INITIALISED = {}  # (tree, config, images) -> a folder under SHARED with data/ and ckpt.pdparams
+SHARED = None  # the worker's folder for inputs several tests read (conftest's shared_inputs sets it)
+_MADE_ONCE = {}
+
+
+def made_once(key, build):
+    """(folder, what build(folder) returned), build run once per worker and key in a new
+    folder under SHARED; a build that fails is retried by the next test that asks."""
+    if key not in _MADE_ONCE:
+        assert SHARED is not None, "conftest's shared_inputs fixture sets tiny_data.SHARED"
+        folder = pathlib.Path(tempfile.mkdtemp(prefix="shared-", dir=SHARED))
+        _MADE_ONCE[key] = (folder, build(folder))
+    return _MADE_ONCE[key]
 
 
 def initialised(tree, release, config, folder, images=11):
@@ -55,17 +65,15 @@ def initialised(tree, release, config, folder, images=11):
     init (seeded: the same files every time) runs once per worker, tree, config and size;
     each test gets its own copy, which it may change."""
     python = release_python(tree, release)
-    key = (tree, config, images)
-    if key not in _INITIALISED or SHARED is None:
-        made = pathlib.Path(tempfile.mkdtemp(prefix="init-", dir=SHARED))
+
+    def build(made):
         opts = dataset(made / "data", images=images)
         reference(python, tree, "init", config_path(config), str(made / "ckpt"), str(made / "data" / "train.txt"), "-", opts)
-        _INITIALISED[key] = made
+
+    made, _ = made_once(("init", tree, config, images), build)
     data = folder / "data"
-    shutil.copytree(_INITIALISED[key] / "data", data)
-    shutil.copy2(_INITIALISED[key] / "ckpt.pdparams", folder / "ckpt.pdparams")
-    if SHARED is None:
-        shutil.rmtree(_INITIALISED.pop(key))
+    shutil.copytree(made / "data", data)
+    shutil.copy2(made / "ckpt.pdparams", folder / "ckpt.pdparams")
     return python, data, dataset_opts(data), str(folder / "ckpt")
 
 

@@ -24,6 +24,7 @@ for that knowledge instead of keeping a second copy.
 """
 
 import collections
+import functools
 import json
 import os
 import pickle
@@ -396,21 +397,17 @@ def _as_float32_rows(feats, num_rows):
     return np.ascontiguousarray(np.asarray(feats).reshape(num_rows, -1), dtype=np.float32)
 
 
-_UNLOADED = object()
-_csr_matvecs = _UNLOADED  # scipy's Y += A @ X in place, imported at first use (below)
-
-
+@functools.lru_cache(maxsize=None)
 def csr_kernel():
-    """scipy's CSR kernel, or None without scipy (it comes with scikit-image, which every
-    PaddleOCR requirements.txt lists). Imported when the centers are summed, not when the
-    module is: scipy.sparse is ~0.5 s of every kit command (make status, check) otherwise."""
-    global _csr_matvecs
-    if _csr_matvecs is _UNLOADED:
-        try:
-            from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
-        except ImportError:  # pragma: no cover - depends on the environment
-            _csr_matvecs = None
-    return _csr_matvecs
+    """scipy's CSR kernel (Y += A @ X in place), or None without scipy (it comes with
+    scikit-image, which every PaddleOCR requirements.txt lists). Imported when the centers
+    are summed, not with the module: scipy.sparse is ~0.5 s of every kit command (make
+    status, check) otherwise."""
+    try:
+        from scipy.sparse._sparsetools import csr_matvecs
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return csr_matvecs
 
 
 def _add_csr_product(out, indptr, columns, rows):
