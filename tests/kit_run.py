@@ -50,10 +50,14 @@ def hermetic_env(extra=None):
 
 def helper_env(extra=None):
     """hermetic_env for the tests' own Python helpers (reference, stand-in, workers): the
-    kit's modules on the path as the Makefile's KITPATH puts them, and no bytecode, which
-    in a tree would hide what the kit leaves there."""
-    return hermetic_env(dict({"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": os.path.join(KIT, "scripts")},
-                             **(extra or {})))
+    kit's modules on the path as the Makefile's KITPATH puts them, and no bytecode in a
+    tree, where it would hide what the kit leaves there. Under `make test` the bytecode goes
+    where the kit's own children put it (the Makefile's PYTHONPYCACHEPREFIX, which also holds
+    what pip compiled when it installed the environments): a helper that compiled Paddle
+    and ppocr anew spent ~4.5 s of CPU on it at every start. Run outside make, no bytecode."""
+    prefix = os.environ.get("PYTHONPYCACHEPREFIX")
+    cache = {"PYTHONPYCACHEPREFIX": prefix} if prefix else {"PYTHONDONTWRITEBYTECODE": "1"}
+    return hermetic_env(dict(cache, PYTHONPATH=os.path.join(KIT, "scripts"), **(extra or {})))
 
 
 def make_command(target, env=None, wrap=(), **variables):
