@@ -57,7 +57,7 @@ def helper_env(extra=None):
     and ppocr anew spent ~4.5 s of CPU on it at every start. Run outside make, no bytecode."""
     prefix = os.environ.get("PYTHONPYCACHEPREFIX")
     cache = {"PYTHONPYCACHEPREFIX": prefix} if prefix else {"PYTHONDONTWRITEBYTECODE": "1"}
-    return hermetic_env(dict(cache, PYTHONPATH=os.path.join(KIT, "scripts"), **(extra or {})))
+    return hermetic_env(dict(cache, PYTHONPATH=os.path.join(KIT, "scripts")) | (extra or {}))
 
 
 def make_command(target, env=None, wrap=(), **variables):
