@@ -21,8 +21,12 @@ and the features are averaged with upstream's own tools/program.py update_center
   init+centers  both, one after the other, in one process (each as if alone: seeded, the
            model built anew and the checkpoint loaded): one Paddle start-up (~5 s) less.
 
+  jobs     a JSON file's list of such argument lists, run one after the other in this one
+           process (each as if alone, as above): one Paddle start-up for a release's configs.
+
 usage: reference_centers.py init|centers|init+centers CONFIG CKPT LABELS OUT_PKL [--mode eval|train]
        [--blank] [Key=value ...]
+       reference_centers.py jobs JOBS_JSON
 """
 
 import os
@@ -163,6 +167,17 @@ def main(action, config_path, ckpt, labels, out_pkl, *args):
         pickle.dump({int(k): v[0] for k, v in centers.items()}, f)
 
 
+def run(argv):
+    for step in argv[0].split("+"):
+        main(step, *argv[1:])
+
+
 if __name__ == "__main__":
-    for step in sys.argv[1].split("+"):
-        main(step, *sys.argv[2:])
+    if sys.argv[1] == "jobs":
+        import json
+
+        with open(sys.argv[2]) as f:
+            for job in json.load(f):
+                run(job)
+    else:
+        run(sys.argv[1:])

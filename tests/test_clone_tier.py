@@ -11,6 +11,7 @@ release of the table, at its tag or the commit ../shared/upstream-releases.tsv g
 
 import os
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -61,24 +62,49 @@ def test_series_applies_and_reverts(tree_of, release, gitignore):
     assert git_status(tree) == ""  # not even bytecode, ignored or not
 
 
-@pytest.mark.parametrize("config,width", list(CONFIGS.items()))
-@pytest.mark.parametrize("release", [r.name for r in E2E_RELEASES])
-def test_make_export_end_to_end(tree_of, release, config, width, tmp_path):
-    if releases.parse_version(release) < FIRST_RELEASE.get(config, (0,)):
-        pytest.skip("%s's MultiHead has no NRTRHead (%s needs v2.7+)" % (release, config))
-    tree = tree_of(release)
-    python = tiny_data.release_python(tree, release)
-    data = tmp_path / "data"
-    opts = tiny_data.dataset(data, images=11)  # not a multiple of the batch size
-    cfg = tiny_data.config_path(config)
-    (tmp_path / "run #2: out").mkdir()  # YAML would cut a bare path at ' #' and split it at ': '
-    ckpt, out, ref = str(tmp_path / "ckpt"), str(tmp_path / "run #2: out" / "centers.pkl"), str(tmp_path / "ref.pkl")
+def e2e_configs(release):
+    return [c for c in CONFIGS if releases.parse_version(release) >= FIRST_RELEASE.get(c, (0,))]
+
+
+def e2e_opts(config, data):
+    opts = tiny_data.dataset_opts(data)
     if "distill" in config:  # sub-model `pretrained` paths must be ignored with a checkpoint
         opts += ["Architecture.Models.Teacher.pretrained=./no/such/teacher",
                  "Architecture.Models.Student.pretrained=./no/such/student"]
-    # the reference, before the export: the checkpoint and labels are what both read
-    tiny_data.reference(python, tree, "init+centers", cfg, ckpt, str(data / "train.txt"), ref, opts)
+    return opts
+
+
+def e2e_references(python, tree, release, folder):
+    """For each config of the release, under folder/<config>: data (11 images, not a multiple
+    of the batch size), a fresh-weights checkpoint and the reference centers, all made by one
+    reference process before any export (the checkpoint and labels are what both read)."""
+    jobs = []
+    for config in e2e_configs(release):
+        made = folder / config
+        tiny_data.dataset(made / "data", images=11)
+        jobs.append(["init+centers", tiny_data.config_path(config), str(made / "ckpt"), str(made / "data" / "train.txt"),
+                     str(made / "ref.pkl"), *e2e_opts(config, made / "data")])
+    tiny_data.references(python, tree, jobs, folder)
+
+
+# A release's tests share one reference process (xdist_group: on one worker, made once).
+@pytest.mark.parametrize("config,width", list(CONFIGS.items()))
+@pytest.mark.parametrize("release", [pytest.param(r.name, marks=pytest.mark.xdist_group("e2e-" + r.name))
+                                     for r in E2E_RELEASES])
+def test_make_export_end_to_end(tree_of, release, config, width, tmp_path):
+    if config not in e2e_configs(release):
+        pytest.skip("%s's MultiHead has no NRTRHead (%s needs v2.7+)" % (release, config))
+    tree = tree_of(release)
+    python = tiny_data.release_python(tree, release)
+    made, _ = tiny_data.made_once(("e2e", tree), lambda f: e2e_references(python, tree, release, f))
     assert git_status(tree) == ""
+    data, ckpt, ref = tmp_path / "data", str(tmp_path / "ckpt"), str(made / config / "ref.pkl")
+    shutil.copytree(made / config / "data", data)
+    shutil.copy2(made / config / "ckpt.pdparams", ckpt + ".pdparams")
+    opts = e2e_opts(config, data)
+    cfg = tiny_data.config_path(config)
+    (tmp_path / "run #2: out").mkdir()  # YAML would cut a bare path at ' #' and split it at ': '
+    out = str(tmp_path / "run #2: out" / "centers.pkl")
 
     r, ours, report = export(tree, release, out, opts, PYTHON=python, CONFIG=cfg, CHECKPOINT=ckpt)
     assert r.returncode == 0, output_of(r)

@@ -45,6 +45,17 @@ def reference(python, tree, mode, cfg, ckpt, labels, ref, opts):
     subprocess.run(cmd, cwd=tree, check=True, capture_output=True, env=helper_env())
 
 
+def references(python, tree, jobs, folder):
+    """Several reference runs (each [mode, cfg, ckpt, labels, ref, *opts]) in one process."""
+    import json
+
+    path = os.path.join(str(folder), "reference-jobs.json")
+    with open(path, "w") as f:
+        json.dump(jobs, f)
+    cmd = [python, os.path.join(HERE, "reference_centers.py"), "jobs", path]
+    subprocess.run(cmd, cwd=tree, check=True, capture_output=True, env=helper_env())
+
+
 SHARED = None  # the worker's folder for inputs several tests read (conftest's shared_inputs sets it)
 _MADE_ONCE = {}
 
