@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+from centerkit.make_commands import opts_text
+
 KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What a test's child process may inherit from the shell that runs the suite: how to find
 # programs, home and temp, locale, and the BLAS settings this kind of machine needs. Nothing
@@ -78,7 +80,7 @@ def export(tree, release, out, opts=(), env=None, **variables):
     opts: (make's result, centers, report), both None when make failed. Each test asserts
     its own property on them."""
     r = make("export", cwd=tree, env=dict({"PADDLEOCR_VERSION": release}, **(env or {})), OUTPUT=str(out),
-             OPTS=" ".join("-o " + o for o in opts), **variables)
+             OPTS=opts_text(opts), **variables)
     return (r, None, None) if r.returncode else (r,) + load_export(out)
 
 

@@ -73,6 +73,17 @@ def ab(tree_of, tmp_path):
     return AB(tree_of(RELEASE), tmp_path / "ab")
 
 
+def test_opts_reach_the_inner_commands_as_the_user_gave_them():
+    """make ab (and the demo, bench) split the user's OPTS and pass them on to make train and
+    make confusions: a value with a space, a ' #' or quotes stays one item, unchanged."""
+    from centerkit.preflight import split_opts
+
+    opts = ["Global.save_model_dir=/tmp/my runs/a #1: x", "Eval.dataset.label_file_list=[/x/a b.txt,/y.txt]",
+            "Global.name='q'", 'Global.other="a b"', "Global.epoch_num=3"]
+    assert split_opts(opts_text(opts)) == opts
+    assert opts_text(["Global.epoch_num=3"]) == "-o Global.epoch_num=3"  # what needs no quotes has none
+
+
 def derived(run_dir):
     with open(os.path.join(run_dir, "model", "centerkit_train.yml"), encoding="utf-8") as f:
         return yaml.safe_load(f)

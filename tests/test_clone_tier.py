@@ -23,6 +23,7 @@ from conftest import NEWEST, TABLE
 from kit_run import error_lines, export, git_status, make, output_of, recipe_exit, snapshot
 from centerkit import patchfile, releases
 from centerkit.export_script import export_script as ec
+from centerkit.make_commands import opts_text
 
 E2E_RELEASES = TABLE  # v2.6 and v2.7 with Paddle 2.6.2 (release_envs.py)
 CONFIGS = {"tiny_distill_ctc_nrtr.yml": 32, "tiny_multihead_ctc_sar.yml": 32, "tiny_plain_ctc.yml": 24}
@@ -142,7 +143,7 @@ def test_export_refuses_without_writing_a_pkl(tree_of, problem, tmp_path):
     if problem == "no image recognised":
         (data / "train.txt").write_text("".join("img/%d.png\tjjjjjjjjjjjjjjjjjjjj\n" % i for i in range(5)))
     r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": NEWEST}, PYTHON=python, CONFIG=cfg,
-             CHECKPOINT=ckpt, OUTPUT=str(out), OPTS=" ".join("-o " + o for o in opts))
+             CHECKPOINT=ckpt, OUTPUT=str(out), OPTS=opts_text(opts))
     assert recipe_exit(r) == 2, r.stderr[-2000:]
     lines = error_lines(r)
     assert len(lines) == 1 and ("does not fit this config" if problem.startswith("checkpoint") else "no training image was recognised") in lines[0]

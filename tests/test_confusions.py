@@ -16,6 +16,7 @@ import tiny_data
 from centerkit.standin import noise_images
 from conftest import NEWEST, OLDEST, TABLE
 from kit_run import error_lines, git_status, helper_env, make, recipe_exit, snapshot
+from centerkit.make_commands import opts_text
 
 # the oldest, a middle and the newest release of the table
 RELEASES = [OLDEST, TABLE[len(TABLE) // 2].name, NEWEST]
@@ -66,7 +67,7 @@ class Confusions:
         """(make's result, the JSON written or None) of a run writing <name>.json."""
         out = self.folder / (name + ".json")
         if "OPTS" not in variables:  # not setdefault: a test that passes OPTS may have no stand-in
-            variables["OPTS"] = " ".join("-o " + o for o in self.opts)
+            variables["OPTS"] = opts_text(self.opts)
         r = make("confusions", cwd=str(self.folder), env={"PADDLEOCR_VERSION": self.release, "TMPDIR": str(self.tmpdir)},
                  PADDLEOCR=self.tree, PYTHON=self.python, CONFIG=config, CHECKPOINT=self.ckpt, OUTPUT=str(out),
                  **variables)
@@ -139,7 +140,7 @@ def test_data_train_counts_right_the_lines_the_export_averages(confusions_on):
     run = confusions_on(NEWEST)
     label_file = run.standin()
     train = ["Train.dataset.data_dir=%s" % label_file.parent, "Train.dataset.label_file_list=[%s]" % label_file]
-    opts = " ".join("-o " + o for o in run.opts + train)
+    opts = opts_text(run.opts + train)
     r, got = run("train", DATA="train", OPTS=opts)
     assert got is not None, r.stdout[-3000:] + r.stderr[-3000:]
     pkl = run.folder / "c.pkl"
@@ -163,10 +164,10 @@ def test_line_accuracy_is_upstream_eval_acc(confusions_on, release):
     acc = upstream_eval_acc(run, eval_opts, ckpt)
     assert 0 < acc < 1 and git_status(run.tree) == ""
     run.ckpt = ckpt
-    r, got = run("train", DATA="train", OPTS=" ".join("-o " + o for o in opts))
+    r, got = run("train", DATA="train", OPTS=opts_text(opts))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert got["line_accuracy"] == pytest.approx(acc, rel=1e-12, abs=0) and got["data"] == "train"
-    r, got = run("eval", OPTS=" ".join("-o " + o for o in eval_opts))
+    r, got = run("eval", OPTS=opts_text(eval_opts))
     assert r.returncode == 0 and got["line_accuracy"] == pytest.approx(acc, rel=1e-12, abs=0)
     assert run.clean()
 
@@ -214,7 +215,7 @@ def test_bad_input_is_one_line_and_writes_nothing(confusions_on, case, variables
     if case == "exists":
         (run.folder / "bad.lines.tsv").write_text("mine")
     if case == "no eval set":
-        variables = dict(variables, config=without_eval(run.folder), OPTS=" ".join("-o " + o for o in run.opts[:2]))
+        variables = dict(variables, config=without_eval(run.folder), OPTS=opts_text(run.opts[:2]))
     before = snapshot(str(run.folder))
     r, _ = run("bad", **variables)
     assert recipe_exit(r) == 2 and len(error_lines(r)) == 1, r.stdout[-2000:] + r.stderr[-2000:]

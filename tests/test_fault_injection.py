@@ -35,6 +35,7 @@ import kit_run
 from kit_run import CHILD_HOOK, error_lines, fault_env, git_status, helper_env, make, make_command, recipe_exit, snapshot
 from centerkit import faults, patchfile, quiet, releases
 from centerkit.patch_queue import read_manifest, state_dir
+from centerkit.make_commands import opts_text
 
 RELEASE = NEWEST
 ENV = {"PADDLEOCR_VERSION": RELEASE}
@@ -159,7 +160,7 @@ class Run:
         self.user_before = self.user_snapshot()
         self.variables = dict(CONFIG=str(user / "cfg.yml"), CHECKPOINT=str(user / "ckpt"),
                               OUTPUT=str(user / "out" / "out.pkl"), FORCE="1",
-                              OPTS=" ".join("-o " + o for o in tiny_data.dataset_opts(user / "data")))
+                              OPTS=opts_text(tiny_data.dataset_opts(user / "data")))
 
     def need_paddle(self):
         if self.python is None:

@@ -29,6 +29,7 @@ import tiny_data
 from centerkit import pkl_format as pkl
 from conftest import NEWEST, NEWEST_NUMPY1
 from kit_run import git_status, helper_env, make
+from centerkit.make_commands import opts_text
 
 CONFIG = "configs/rec/ch_PP-OCRv2/ch_PP-OCRv2_rec_enhanced_ctc_loss.yml"
 RELEASES = [NEWEST_NUMPY1, NEWEST]  # the newest release on each Paddle 3 environment (release_envs.py)
@@ -58,7 +59,7 @@ def test_stock_export_equals_kit_mode_train(tree_of, release, tmp_path):
 
     out = str(tmp_path / "kit.pkl")
     r = make("export", cwd=tree, env={"PADDLEOCR_VERSION": release}, PYTHON=python, CONFIG=CONFIG, CHECKPOINT=ckpt,
-             OUTPUT=out, MODE="train", OPTS=" ".join("-o " + o for o in opts))
+             OUTPUT=out, MODE="train", OPTS=opts_text(opts))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert git_status(tree) == before
 

@@ -13,7 +13,6 @@ gives a one-class pkl at the chosen model's width).
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -25,6 +24,7 @@ import pytest
 import tiny_data
 from conftest import NEWEST, YAML_BROKEN, YAML_FIXED
 from kit_run import KIT, error_lines, git_status, helper_env, make, make_command, recipe_exit
+from centerkit.make_commands import opts_text
 
 TRAIN_RELEASES = [YAML_BROKEN, YAML_FIXED, NEWEST]
 FAMILIES = {  # newest name first (renamed in v3.0)
@@ -55,11 +55,6 @@ def shares(family):
 def setup(tree_of, tmp_path):
     """setup(release, family, export=True) -> Setup for this test."""
     return lambda release, family, export=True: Setup(tree_of, release, family, tmp_path, export)
-
-
-def _opt_word(opt):
-    """One -o value as OPTS carries it: quoted when it holds spaces (the kit shlex-splits OPTS)."""
-    return shlex.quote(opt) if " " in opt else opt
 
 
 class Setup:
@@ -115,18 +110,14 @@ class Setup:
 
     def _export(self, folder):
         r = make("export", cwd=self.tree, env=self.env, PYTHON=self.python, CONFIG=self.config, CHECKPOINT=self.ckpt,
-                 OUTPUT=str(folder / "train_center.pkl"), OPTS=self.opts_text(self.data_opts))
+                 OUTPUT=str(folder / "train_center.pkl"), OPTS=opts_text(self.data_opts))
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
     env = property(lambda self: {"PADDLEOCR_VERSION": self.release})
 
-    @staticmethod
-    def opts_text(opts):
-        return " ".join("-o " + _opt_word(o) for o in opts)
-
     def train(self, **variables):
         variables = dict(dict(PYTHON=self.python, CONFIG=self.config, CHECKPOINT=self.ckpt, CENTERS=self.centers,
-                              OPTS=self.opts_text(self.train_opts)), **variables)
+                              OPTS=opts_text(self.train_opts)), **variables)
         return make("train", cwd=self.tree, env=self.env, **variables)
 
 
@@ -218,7 +209,7 @@ def test_interrupted_make_train_leaves_the_tree_as_it_was(setup, tmp_path):
     s = setup(NEWEST, "ppocrv2-enhanced-ctc")
     s.train_opts = s.train_opts + ["Global.epoch_num=1000"]  # long enough to be interrupted
     cmd, env = make_command("train", env=s.env, PYTHON=s.python, CONFIG=s.config, CHECKPOINT=s.ckpt,
-                            CENTERS=s.centers, OPTS=s.opts_text(s.train_opts))
+                            CENTERS=s.centers, OPTS=opts_text(s.train_opts))
     p = subprocess.Popen(cmd, cwd=s.tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
     out = []
@@ -319,7 +310,7 @@ def test_make_train_config_writes_the_yaml_only(setup, tmp_path):
     with open(user_config, "rb") as f:
         before = f.read()
     r = make("train-config", cwd=s.tree, env=s.env, PYTHON=s.python, CONFIG=s.config, CENTERS=s.centers,
-             CHECKPOINT=s.ckpt, CENTER_WEIGHT="0.1", OPTS=s.opts_text(s.train_opts))
+             CHECKPOINT=s.ckpt, CENTER_WEIGHT="0.1", OPTS=opts_text(s.train_opts))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     derived = tmp_path / "out" / "centerkit_train.yml"
     assert "tools/train.py -c %s" % derived in r.stdout and "global_step" not in r.stdout

@@ -2,6 +2,7 @@
 other kit commands (make ab, make add-release, make smoke, make bench, the demo)."""
 
 import os
+import shlex
 
 from . import KIT_ROOT
 
@@ -14,8 +15,9 @@ def make_command(target, tree, python, **variables):
 
 
 def opts_text(opts):
-    """-o items as the OPTS= of a make command."""
-    return " ".join("-o " + o for o in opts)
+    """-o items as the OPTS= of a make command: each quoted as a shell needs it, since the
+    kit shlex-splits OPTS (preflight.split_opts); a path with a space stays one item."""
+    return " ".join("-o " + shlex.quote(o) for o in opts)
 
 
 def make_export_command(tree, python, config, checkpoint, output, opts, **variables):
