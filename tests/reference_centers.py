@@ -19,7 +19,7 @@ and the features are averaged with upstream's own tools/program.py update_center
            6625-class dictionary read ~40, which the label encoder refuses).
   centers  forward the same data in MODE and pickle the reference centers.
   init+centers  both, one after the other, in one process (each as if alone: seeded, the
-           model built anew and the checkpoint loaded): one Paddle start-up (~5 s) less.
+           model built anew and the checkpoint loaded): one Paddle start-up less.
 
   jobs     a JSON file's list of such argument lists, run one after the other in this one
            process (each as if alone, as above): one Paddle start-up for a release's configs.
