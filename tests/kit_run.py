@@ -75,6 +75,13 @@ def make(target, cwd, env=None, wrap=(), **variables):
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
 
 
+# The variables of an export in a test of what is read before either engine runs (the data,
+# the weights): dygraph, since the inference engine is proven on every release by
+# test_clone_tier and test_engines, and its conversion would cost each such export ~2 s
+# and prove nothing about what the test checks.
+ENGINE_NOT_UNDER_TEST = {"ENGINE": "dygraph"}
+
+
 def export(tree, release, out, opts=(), env=None, **variables):
     """`make export` run in the tree as a user runs it, to OUTPUT=out with `-o` overrides
     opts: (make's result, centers, report), both None when make failed. Each test asserts

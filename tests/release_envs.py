@@ -87,8 +87,8 @@ def install(source, log=print):
     import concurrent.futures
 
     with concurrent.futures.ThreadPoolExecutor(len(ENVS)) as pool:
-        for done in [pool.submit(install_one, source, env, log) for env in ENVS]:
-            done.result()
+        for future in [pool.submit(install_one, source, env, log) for env in ENVS]:
+            future.result()
 
 
 def install_one(source, env, log=print):

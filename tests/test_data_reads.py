@@ -32,11 +32,9 @@ def run_setup(tree_of, tmp_path):
 
 
 def export(tree, python, ckpt, out, opts, **variables):
-    # ENGINE=dygraph: both engines take their images from the same loader, and the inference
-    # engine is proven on every release elsewhere (test_clone_tier, test_engines); its
-    # conversion would cost each export here ~2 s and prove nothing about the data read.
+    # both engines take their images from the same loader
     return kit_run.export(tree, RELEASE, out, opts, PYTHON=python, CONFIG=tiny_data.config_path(CONFIG),
-                          CHECKPOINT=ckpt, ENGINE="dygraph", **variables)[0]
+                          CHECKPOINT=ckpt, **kit_run.ENGINE_NOT_UNDER_TEST, **variables)[0]
 
 
 read = kit_run.load_export

@@ -34,11 +34,9 @@ def setup(tree_of, tmp_path):
 
 
 def export(tree, python, out, opts, **variables):
-    # ENGINE=dygraph: the weights are loaded before either engine runs the model, and the
-    # inference engine is proven elsewhere (test_clone_tier, test_engines); its conversion
-    # would cost each export here ~2 s and prove nothing about the weights.
+    # the weights are loaded before either engine runs the model
     return kit_run.export(tree, RELEASE, out, opts, PYTHON=python, CONFIG=tiny_data.config_path(CONFIG),
-                          ENGINE="dygraph", **variables)
+                          **kit_run.ENGINE_NOT_UNDER_TEST, **variables)
 
 
 def test_every_weight_source_is_named_and_checked(setup, tmp_path):

@@ -41,8 +41,7 @@ def reference(python, tree, mode, cfg, ckpt, labels, ref, opts):
     """Run reference_centers.py (`init`: random-init checkpoint + labels half of which the
     model reads; `centers`: the reference pkl; `init+centers`: both in one process) in the
     unpatched tree."""
-    cmd = [python, os.path.join(HERE, "reference_centers.py"), mode, cfg, ckpt, labels, ref, *opts]
-    subprocess.run(cmd, cwd=tree, check=True, capture_output=True, env=helper_env())
+    _run_reference(python, tree, [mode, cfg, ckpt, labels, ref, *opts])
 
 
 def references(python, tree, jobs, folder):
@@ -52,7 +51,11 @@ def references(python, tree, jobs, folder):
     path = os.path.join(str(folder), "reference-jobs.json")
     with open(path, "w") as f:
         json.dump(jobs, f)
-    cmd = [python, os.path.join(HERE, "reference_centers.py"), "jobs", path]
+    _run_reference(python, tree, ["jobs", path])
+
+
+def _run_reference(python, tree, args):
+    cmd = [python, os.path.join(HERE, "reference_centers.py"), *args]
     subprocess.run(cmd, cwd=tree, check=True, capture_output=True, env=helper_env())
 
 
