@@ -80,8 +80,8 @@ help: ## this list
 
 $(VENV)/.installed: $(KIT)/requirements.txt $(KIT)/requirements-dev.txt
 	python3 -m venv "$(VENV)"
-	"$(VENV)/bin/pip" install -q --upgrade pip
-	"$(VENV)/bin/pip" install -q -r "$(KIT)/requirements-dev.txt"
+	"$(VENV)/bin/python" -m pip install -q --upgrade pip
+	"$(VENV)/bin/python" -m pip install -q -r "$(KIT)/requirements-dev.txt"
 	touch "$@"
 
 setup: $(VENV)/.installed ## create .venv with the kit, paddlepaddle (CPU) and test tools
