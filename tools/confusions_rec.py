@@ -81,7 +81,7 @@ def recognise(ec, config, logger):
     name = ec.derive_export_config(config, ec.post_process_classes(config), data=config["Export"]["data"])
     decode = ec.ctc_decoder(config["Global"])
     data = ec.train_images(config, device, rank, world_size, logger)
-    net, _ = ec.build_exported_model(config, name, weights, logger)
+    net, _, loaded = ec.build_exported_model(config, name, weights, logger, data)
     forward = ec.Forward(net, config, device, rank, world_size, logger)
     dataset = getattr(data.loader.dataset, "dataset", data.loader.dataset)  # under a Subset with several ranks
     texts = line_texts(dataset, config["Eval"]["dataset"].get("delimiter", "\t"))
@@ -103,7 +103,8 @@ def recognise(ec, config, logger):
         data.check_reads()
     finally:
         bar.close()
-    meta = dict(model=name, weights=weights.path, weights_source=weights.source, engine=forward.engine_used(),
+    meta = dict(model=name, weights=weights.path, weights_source=weights.source,
+                weights_loaded=loaded, engine=forward.engine_used(),
                 release=os.environ.get("PADDLEOCR_RELEASE"), data=config["Export"]["data"],
                 seconds=round(time.perf_counter() - start, 3), seconds_convert=round(forward.convert_seconds, 3),
                 dictionary=list(decode.character),

@@ -574,13 +574,25 @@ def format_report(report):
         ("engine agreement (first batch)", format_agreement(report.get("engine_agreement"))),
         ("seconds (convert/load/forward/accumulate)", "%s (%s)" % (report.get("seconds"), " / ".join(
             str((report.get("seconds_by_part") or {}).get(k, "-")) for k in ("convert", "load", "forward", "accumulate")))),
-        ("weights", "%s (%s)" % (report.get("checkpoint"), report.get("weights_source", "unknown"))),
+        ("weights", "%s (%s)%s" % (report.get("checkpoint"), report.get("weights_source", "unknown"),
+                                    format_loaded(report.get("weights_loaded")))),
         ("release", "%s (Paddle %s)%s" % (report.get("release") or "unknown", report.get("paddle") or "unknown",
                                            "; not yet proven: series %s by dry run" % report.get("series")
                                            if report.get("release_proven") is False else "")),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(["%s  %s" % (k.ljust(width), v) for k, v in rows] + format_closest(report.get("closest_center_pairs")))
+
+
+def format_loaded(loaded):
+    """'; inference model ...' of load_weights' account ('' for a training checkpoint)."""
+    if not loaded or loaded.get("kind") != "inference model":
+        return ""
+    absent = ", ".join("%s (%d)" % kv for kv in sorted(loaded["not_in_inference_model"].items()))
+    return ("; inference model %s, %d tensors placed by %s names%s, %s%s"
+            % (loaded["program"], loaded["tensors"], loaded["names"],
+               " (%d renamed)" % loaded["renamed"] if loaded["renamed"] else "", loaded["form"],
+               "; not in it, and not read: " + absent if absent else ""))
 
 
 def crash_words(crash):
@@ -707,8 +719,6 @@ def load_checkpoint(model, path):
     import paddle
 
     base = checkpoint_prefix(path)
-    if not os.path.exists(base + ".pdparams"):
-        raise ExportError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % base)
     params = paddle.load(base + ".pdparams")
     bad = [
         k for k, v in model.state_dict().items()
@@ -727,12 +737,86 @@ def load_checkpoint(model, path):
     })
 
 
+def load_weights(model, target, path, sample_shape):
+    """Load a training checkpoint into target (the model or a sub-model), or an inference
+    model into target, built in the form it was saved in; returns what the report says of
+    how (ExportError if path names neither or they do not fit)."""
+    from ppocr.utils import kit_inference_model as kim
+
+    try:
+        if kim.weights_kind(path) == "checkpoint":
+            load_checkpoint(target, path)
+            return {"kind": "checkpoint"}
+        return load_inference_model(model, target, kim.InferenceModel(kim.inference_prefix(path)), sample_shape)
+    except kim.InferenceModelError as e:
+        raise ExportError(str(e)) from None
+
+
+def load_inference_model(model, net, inference, sample_shape):
+    """Place every tensor of an inference model in net, first as built, then (where the
+    model has layers with rep(), as export_model.py calls it) re-parameterised; refuse
+    unless every tensor finds its parameter and every parameter the forward reads gets one.
+    What no inference model holds (a MultiHead's NRTR/SAR head, which inference never runs)
+    is named in the report."""
+    import paddle
+    from ppocr.utils import kit_inference_model as kim
+
+    best = None
+    for form in ("as trained", "re-parameterised"):
+        if form == "re-parameterised":
+            rep_layers = [layer for layer in model.sublayers() if hasattr(layer, "rep")]
+            if not rep_layers:
+                break
+            for layer in rep_layers:  # export_model.py's loop: a rep() may rep what comes later
+                if not getattr(layer, "is_repped", False):
+                    layer.rep()
+        state = net.state_dict()
+        placed = kim.Placement(inference, {k: (v.name, v.shape) for k, v in state.items()},
+                               read_parameters(net, sample_shape()))
+        if placed.complete():
+            net.set_state_dict({k: paddle.to_tensor(np.ascontiguousarray(t)).astype(state[k].dtype)
+                                for k, t in placed.state.items()})
+            return {"kind": "inference model", "program": os.path.basename(inference.program), "form": form,
+                    "names": ".pdiparams.info" if inference.structured is not None else "program",
+                    "tensors": len(placed.state), "renamed": placed.renamed,
+                    "not_in_inference_model": kim.parts_of(placed.absent)}
+        if best is None or len(placed.state) > len(best[0].state):
+            best = (placed, form)
+    raise ExportError(best[0].problem(inference, best[1]))
+
+
+def read_parameters(net, sample_shape):
+    """The state_dict keys the eval forward of net reads: those of the layers that run on
+    one blank image of the data's shape (a MultiHead runs its CTC branch alone; a
+    re-parameterised layer, its merged conv)."""
+    import paddle
+
+    ran = set()
+    hooks = [layer.register_forward_post_hook(lambda layer, inputs, outputs: ran.add(id(layer)))
+             for layer in net.sublayers(include_self=True)]
+    training = net.training
+    net.eval()
+    try:
+        with paddle.no_grad():
+            net(paddle.zeros([1] + list(sample_shape), dtype="float32"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        if training:
+            net.train()
+    keys = set()
+    for prefix, layer in net.named_sublayers(include_self=True):
+        if id(layer) in ran:
+            keys.update((prefix + "." if prefix else "") + name for name in (*layer._parameters, *layer._buffers))
+    return keys & set(net.state_dict())
+
+
 def run(config, logger):
     """The export, in its steps; returns the report (None on ranks other than 0)."""
     device, rank, world_size = set_up_devices(config, logger)
     name, weights, ctc_decode = derive_for_this_tree(config)
     data = train_images(config, device, rank, world_size, logger)
-    net, acc = build_exported_model(config, name, weights, logger)
+    net, acc, loaded = build_exported_model(config, name, weights, logger, data)
     forward = Forward(net, config, device, rank, world_size, logger)
     timing = accumulate(forward, data, acc, ctc_decode, show_progress=rank == 0)
     if world_size > 1:
@@ -743,7 +827,7 @@ def run(config, logger):
     # are the label files' lines: so each file's lines were read, all of them, once
     lines_read = {label_file: lines for label_file, lines in data.sources}
     return write_centers(config, acc, list(ctc_decode.character),
-                         dict(model=name, weights=weights, timing=timing, engine=forward.engine_used(),
+                         dict(model=name, weights=weights, weights_loaded=loaded, timing=timing, engine=forward.engine_used(),
                               engine_agreement=forward.agreement, lines_read=lines_read), logger)
 
 
@@ -865,15 +949,22 @@ def unreadable_sample(dataset, sources, idx):
             "log above has upstream's message); fix or remove that line" % (image, idx + 1, name))
 
 
-def build_exported_model(config, name, weights, logger):
+def build_exported_model(config, name, weights, logger, data):
     """(the exported (sub-)model in Export.mode with its CTC heads returning features, an
-    empty CenterAccumulator as wide as the input of its CTC head's last FC)."""
+    empty CenterAccumulator as wide as the input of its CTC head's last FC, the report's
+    account of the weights: load_weights')."""
+    import paddle
     from ppocr.modeling.architectures import build_model
 
-    model = build_model(config["Architecture"])
-    net = model.model_list[0] if name is not None else model
-    # a sub-model's `pretrained` holds that sub-model's parameters, the others the whole model's
-    load_checkpoint(net if weights.source.startswith("Architecture.") else model, weights.path)
+    # a fresh name scope: the variable names upstream's export_model.py gave the layers,
+    # which place an inference model's tensors where it has no .pdiparams.info
+    with paddle.utils.unique_name.guard():
+        model = build_model(config["Architecture"])
+        net = model.model_list[0] if name is not None else model
+        # a sub-model's `pretrained` and an inference model hold that sub-model's parameters,
+        # a checkpoint the whole model's
+        target = net if weights.source.startswith("Architecture.") else model
+        loaded = load_weights(model, target, weights.path, lambda: sample_shape(data))
     logger.info("weights: %s (%s)", weights.path, weights.source)
     if weights_warning(weights):
         logger.warning(weights_warning(weights))
@@ -885,7 +976,15 @@ def build_exported_model(config, name, weights, logger):
     last_fc = ctc_last_fc(heads[0])
     if csr_kernel() is None:
         logger.warning("scipy is missing: centers are summed with numpy's add.at, ~30x slower (pip install scipy)")
-    return net, CenterAccumulator(last_fc.weight.shape[1], last_fc.weight.shape[0])  # weight: [in, out]
+    return net, CenterAccumulator(last_fc.weight.shape[1], last_fc.weight.shape[0]), loaded  # weight: [in, out]
+
+
+def sample_shape(data):
+    """[C, H, W] of the data's first image as the pipeline makes it."""
+    dataset = data.loader.dataset
+    if len(dataset) == 0:
+        raise ExportError("the data set is empty; check its data_dir and label_file_list")
+    return list(dataset[0][0].shape)
 
 
 def set_mode(net, heads, mode):
@@ -1312,6 +1411,7 @@ def write_centers(config, acc, dict_chars, run_info, logger):
     out, report_path = output_paths(config)
     meta = dict(paddle=paddle.__version__, images_seen=acc.images_seen, images_used=acc.images_used, model=run_info["model"],
                 checkpoint=run_info["weights"].path, weights_source=run_info["weights"].source,
+                weights_loaded=run_info["weights_loaded"],
                 mode=config["Export"]["mode"], engine=run_info["engine"], engine_agreement=run_info["engine_agreement"],
                 engine_fallback=config["Export"].get("engine_fallback"), release=os.environ.get("PADDLEOCR_RELEASE"),
                 series=os.environ.get("PPOCR_CENTER_KIT_SERIES"),  # the kit's choice; proven: a release its table lists

@@ -7,7 +7,6 @@ KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 PATCHES_DIR = os.path.join(KIT_ROOT, "patches")
 # dropin/ mirrors the tree: the files the patches put there, at the same paths
 DROPIN_DIR = os.path.join(KIT_ROOT, "dropin")
-EXPORT_SCRIPT = os.path.join(DROPIN_DIR, "tools", "export_center.py")  # the drop-in script
 LOSS_SOURCE = os.path.join(DROPIN_DIR, "ppocr", "losses", "kit_center_loss.py")  # the training loss
 
 

@@ -73,8 +73,7 @@ class Plan:
         if not a.checkpoint:
             raise KitError("no CHECKPOINT given; pass CHECKPOINT=output/<model>/best_accuracy (both arms start from it)")
         self.checkpoint = ec.checkpoint_prefix(here(a.checkpoint))
-        if not os.path.isfile(self.checkpoint + ".pdparams"):
-            raise KitError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % self.checkpoint)
+        train_cmd.require_training_checkpoint(self.checkpoint)
         if not a.centers:
             raise KitError("no CENTERS given; pass CENTERS=train_center.pkl (written by make export)")
         self.centers = here(a.centers)

@@ -8,10 +8,6 @@ imports it instead of keeping a second copy. It imports nothing from Paddle unti
 files.py takes the rules of what the export writes from it too (names, temp files, FORCE).
 """
 
-import importlib.util
+from .dropins import load
 
-from . import EXPORT_SCRIPT
-
-_spec = importlib.util.spec_from_file_location("ppocr_center_kit_export_script", EXPORT_SCRIPT)
-export_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(export_script)
+export_script = load("tools/export_center.py")

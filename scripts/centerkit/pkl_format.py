@@ -1,17 +1,12 @@
 """The centers pkl format for the kit's own process: the one definition is the drop-in
 dropin/ppocr/losses/kit_center_file.py (the kit's loss reads its centers with it in the
-clone), loaded here from its path as export_script.py loads the export script, and its
+clone), loaded here from its path (dropins.py), and its
 CenterFileError turned into the kit's one-line KitError."""
 
-import importlib.util
-import os
+from . import KitError
+from .dropins import load
 
-from . import DROPIN_DIR, KitError
-
-_spec = importlib.util.spec_from_file_location(
-    "ppocr_center_kit_center_file", os.path.join(DROPIN_DIR, "ppocr", "losses", "kit_center_file.py"))
-center_file = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(center_file)
+center_file = load("ppocr/losses/kit_center_file.py")
 STOCK_FORMAT = center_file.STOCK_FORMAT
 
 

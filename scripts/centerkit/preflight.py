@@ -7,7 +7,7 @@ import re
 import shlex
 import subprocess
 
-from . import KitError, export_errors
+from . import KitError, dropins, export_errors
 from .export_script import export_script
 
 
@@ -90,10 +90,7 @@ def check(tree, config_path, opts, data_section="Train"):
     weights = export_script.weights_source(config)
     if weights is None:
         raise KitError("the config names no checkpoint; pass CHECKPOINT=output/<model>/best_accuracy")
-    base = export_script.checkpoint_prefix(weights.path)
-    if not os.path.isfile(_in_tree(tree, base) + ".pdparams"):
-        raise KitError("checkpoint %s.pdparams (%s) does not exist; pass CHECKPOINT=<path without .pdparams>"
-                       % (base, weights.source))
+    dropins.check_weights(_in_tree(tree, weights.path), weights.source)
     g = config["Global"]
     dict_path = g.get("character_dict_path")
     if dict_path and not os.path.isfile(_in_tree(tree, dict_path)):

