@@ -71,7 +71,7 @@ help: ## this list
 	@echo "    PADDLEOCR_VERSION=      the release, vX.Y.Z (default: the clone's tag, else its version file)"
 	@echo "    BENCH_IMAGES=64         bench: images of the end-to-end part"
 	@echo "    BENCH_CONFIG=           bench: the end-to-end config (default: the clone's SVTRv2 distillation config)"
-	@echo "    BENCH_ONLY=             bench: parts, a comma list (default: accumulate,e2e,memory,loss)"
+	@echo "    BENCH_ONLY=             bench: parts, a comma list (default: accumulate,e2e,memory,loss,released)"
 	@echo "    BENCH_LOSS_CLASSES=     bench: the loss part's dictionary sizes (default: 6625,18383)"
 	@echo "    PYTEST_ARGS=            test: passed to pytest"
 	@echo "    TEST_JOBS=2             test: pytest workers"

@@ -13,10 +13,12 @@ average the CTC features, so a backbone layer left random would change them.
 import json
 import os
 import pickle
+import re
 import subprocess
 
 import numpy as np
 import pytest
+import yaml
 
 import tiny_data
 from conftest import NEWEST, first_of
@@ -108,7 +110,7 @@ def test_an_inference_model_reads_and_exports_as_its_checkpoint(models, tmp_path
     assert loaded["kind"] == "inference model" and loaded["program"] == os.path.basename(models_program(folder))
     assert loaded["form"] == "re-parameterised"
     assert loaded["names"] == (".pdiparams.info" if os.path.isfile(os.path.join(folder, "inference.pdiparams.info")) else "program")
-    assert "head.gtc_head" in loaded["not_in_inference_model"]  # the NRTR branch: named, never read
+    assert "head.gtc_head" in loaded["not_in_weights"]  # the NRTR branch: named, never read
 
 
 @pytest.mark.parametrize("models", [pytest.param((V2, "inference.pdmodel"), marks=pytest.mark.xdist_group("inference-" + V2))],
@@ -132,7 +134,7 @@ def test_a_tensor_without_a_home_is_refused_naming_it(models, tmp_path):
             ENGINE="dygraph")
     assert recipe_exit(r) == 2, output_of(r)
     (line,) = error_lines(r)
-    assert "does not fit this config" in line and var in line and wanted in line, line
+    assert "does not fit this config" in line and "backbone.no_such_layer.weight" in line and wanted in line, line
     assert not os.path.exists(tmp_path / "c.json") and git_status(tree) == ""
 
 
@@ -158,3 +160,65 @@ def test_unreadable_inference_files_are_refused_before_paddle(models, tmp_path, 
     assert "CHECKPOINT=" in line or damage != "absent"
     assert "tools/export_center.py" not in r.stdout + r.stderr  # refused by the kit, before the export ran
     assert git_status(tree) == ""
+
+
+TRAIN = ["Global.epoch_num=1", "Train.loader.batch_size_per_card=2", "Train.loader.num_workers=0",
+         "Global.eval_batch_step=[100000,100000]", "Global.print_batch_step=1"]
+
+
+@pytest.mark.parametrize("models", [pytest.param(f, id="%s-%s" % f, marks=pytest.mark.xdist_group("inference-" + f[0]))
+                                    for f in FORMATS], indirect=True)
+def test_make_train_fine_tunes_what_the_inference_model_holds(models, tmp_path):
+    """make train from an inference model trains the form it was saved in (re-parameterised,
+    the MultiHead's CTC branch alone, from every tensor it holds), and its checkpoint loads
+    back into make confusions; on the newest release the lines it reads right are those of
+    upstream's tools/eval.py with the derived config (in the patched tree)."""
+    tree, release, python, config, opts, ckpt, folder = models
+    pkl = tmp_path / "c.pkl"
+    r = kit("export", tree, release, python, config, opts, CHECKPOINT=folder, OUTPUT=str(pkl), ENGINE="dygraph")
+    assert r.returncode == 0, output_of(r)
+    with open(config) as f:
+        sampler = "sampler" in (yaml.safe_load(f)["Train"])
+    save = tmp_path / "trained"
+    train = opts + TRAIN + ["Global.save_model_dir=%s" % save] + (["Train.sampler.first_bs=2"] if sampler else [])
+    r = kit("train", tree, release, python, config, train, CHECKPOINT=folder, CENTERS=str(pkl), CENTER_WEIGHT="0.05")
+    assert r.returncode == 0, output_of(r)
+    assert "weights: an inference model (" in r.stdout and "trained: its CTC branch alone" in r.stdout, r.stdout[-3000:]
+    with open(save / "centerkit_train.yml") as f:
+        derived = yaml.safe_load(f)
+    arch = derived["Architecture"]
+    assert arch["kit_reparameterized"] is True and arch["Head"]["kit_ctc_only"] is True
+    assert derived["Loss"]["kit_center"]["ctc_only"] is True
+    assert derived["Global"]["pretrained_model"] == str(save / "centerkit_init")
+    with open(save / "train.log", encoding="utf-8", errors="replace") as f:
+        log = f.read()
+    assert "load pretrain successful" in log and "not in model" not in log and "not find" not in log
+    assert git_status(tree) == ""
+    out = tmp_path / "after.json"
+    r = kit("confusions", tree, release, python, config, opts, CHECKPOINT=str(save / "latest"), OUTPUT=str(out),
+            ENGINE="dygraph")
+    assert r.returncode == 0, output_of(r)
+    with open(out, encoding="utf-8") as f:
+        after = json.load(f)
+    assert after["weights_loaded"]["form"] == "re-parameterised" and after["weights_loaded"]["kind"] == "checkpoint"
+    assert "head.gtc_head" in after["weights_loaded"]["not_in_weights"]
+    if release == NEWEST:  # upstream eval.py hangs on Paddle 2.6 here (test_confusions' note)
+        assert after["line_accuracy"] == pytest.approx(upstream_eval_acc(tree, release, python, save, opts), abs=1e-6)
+    assert git_status(tree) == ""
+
+
+def upstream_eval_acc(tree, release, python, save, opts):
+    """The acc of the release's tools/eval.py with the derived config and the trained
+    checkpoint, in the tree with the kit's series applied (its hooks build that model)."""
+    env = {"PADDLEOCR_VERSION": release}
+    assert make("apply", cwd=tree, env=env).returncode == 0
+    try:
+        cmd = [python, "tools/eval.py", "-c", str(save / "centerkit_train.yml"), "-o", *opts,
+               "Global.checkpoints=%s" % (save / "latest"), "Global.pretrained_model=", "Global.use_gpu=false"]
+        r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, env=helper_env(), timeout=300)
+    finally:
+        assert make("revert", cwd=tree, env=env).returncode == 0
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    found = re.findall(r"\bacc:([0-9.e+-]+)\s*$", r.stdout + r.stderr, re.M)
+    assert found, r.stdout[-3000:] + r.stderr[-3000:]
+    return float(found[-1])

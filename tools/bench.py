@@ -17,6 +17,8 @@ Run with the Python of a PaddleOCR tree (paddle + the tree's requirements):
      loop against the export's (confusions_vs_export, both without the conversion);
 3. peak memory (max RSS of `make export`) at 1k and 10k images with the tiny plain config;
 4. `make export NPROC=2` vs one process on the 10k images (CPU, gloo);
+6. released: the kit's recognition on PaddleOCR's released PP-OCRv4 inference model against
+   upstream's tools/infer/predict_rec.py on the same lines (tools/bench_released.py);
 5. the training loss: upstream CenterLoss (the tree's ppocr/losses/center_loss.py) against
    the kit's (dropin/ppocr/losses/kit_center_loss.py), forward + backward at B=128, T=40, D=256 for
    C=6625 and C=18383, same features, logits and centers: the extra peak RSS of the first
@@ -26,6 +28,7 @@ Run with the Python of a PaddleOCR tree (paddle + the tree's requirements):
 The last line is machine-readable:
 bench: accumulate_speedup=.. e2e_vs_recipe=.. e2e_vs_floor=.. e2e_inference_vs_floor=.. inference_convert_s=..
        confusions_vs_export=.. mem_10k_over_1k=.. nproc2_speedup=.. loss_mem_ratio=.. loss_speedup=..
+       released_vs_predict_rec=..
 
 Run by the Makefile, which puts the kit's scripts/ on PYTHONPATH.
 """
@@ -51,7 +54,7 @@ from centerkit.tree import TreeLock, find_tree, tool_arguments
 
 SVTRV2_DISTILL = ["configs/rec/SVTRv2/ch_SVTRv2_rec_distillation.yml", "configs/rec/SVTRv2/rec_svtrv2_ch_distillation.yml"]
 TINY_PLAIN = os.path.join(KIT_ROOT, "configs", "tiny_plain_ctc.yml")
-PARTS = ("accumulate", "e2e", "memory", "loss")
+PARTS = ("accumulate", "e2e", "memory", "loss", "released")
 
 
 def best_of(fn, repeat):
@@ -309,7 +312,7 @@ def main():
     p.add_argument("--classes", type=int, help=argparse.SUPPRESS)
     p.add_argument("--loss-classes", default="", help="dictionary sizes of the loss part (default %s)"
                    % ",".join(map(str, LOSS_CLASSES)))
-    p.add_argument("--only", default="", help="comma list of parts: accumulate,e2e,memory,loss (default all)")
+    p.add_argument("--only", default="", help="comma list of parts: %s (default all)" % ",".join(PARTS))
     a = p.parse_args()
     if a.loss_step:
         print("%f %f" % loss_step(a.loss_step, a.classes, a.tree))
@@ -334,6 +337,7 @@ def main():
                          % (a.only, ", ".join(sorted(parts - set(PARTS))), ",".join(PARTS)))
     nan = float("nan")
     speedup = vs_recipe = vs_floor = inference_vs_floor = convert = confusions = mem = nproc = loss_mem = loss_speed = nan
+    released = nan
     with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-bench-") as work:
         if "accumulate" in parts:
             speedup = bench_accumulate(tree)
@@ -343,10 +347,15 @@ def main():
             mem, nproc = bench_memory_and_nproc(tree, work)
         if "loss" in parts:
             loss_mem, loss_speed = bench_loss(tree, [int(c) for c in a.loss_classes.split(",")] if a.loss_classes else LOSS_CLASSES)
+        if "released" in parts:
+            from bench_released import bench_released
+
+            released = bench_released(tree, max(a.images, 200), work, export_script.available_cores())
     print("bench: accumulate_speedup=%.1f e2e_vs_recipe=%.2f e2e_vs_floor=%.2f e2e_inference_vs_floor=%.2f "
           "inference_convert_s=%.1f confusions_vs_export=%.2f mem_10k_over_1k=%.2f nproc2_speedup=%.2f "
-          "loss_mem_ratio=%.1f loss_speedup=%.1f"
-          % (speedup, vs_recipe, vs_floor, inference_vs_floor, convert, confusions, mem, nproc, loss_mem, loss_speed))
+          "loss_mem_ratio=%.1f loss_speedup=%.1f released_vs_predict_rec=%.2f"
+          % (speedup, vs_recipe, vs_floor, inference_vs_floor, convert, confusions, mem, nproc, loss_mem, loss_speed,
+             released))
 
 
 if __name__ == "__main__":

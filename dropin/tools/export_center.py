@@ -585,14 +585,14 @@ def format_report(report):
 
 
 def format_loaded(loaded):
-    """'; inference model ...' of load_weights' account ('' for a training checkpoint)."""
-    if not loaded or loaded.get("kind") != "inference model":
+    """'; inference model ...' of load_weights' account ('' for a checkpoint as trained)."""
+    if not loaded or "form" not in loaded:
         return ""
-    absent = ", ".join("%s (%d)" % kv for kv in sorted(loaded["not_in_inference_model"].items()))
-    return ("; inference model %s, %d tensors placed by %s names%s, %s%s"
-            % (loaded["program"], loaded["tensors"], loaded["names"],
-               " (%d renamed)" % loaded["renamed"] if loaded["renamed"] else "", loaded["form"],
-               "; not in it, and not read: " + absent if absent else ""))
+    absent = ", ".join("%s (%d)" % kv for kv in sorted(loaded["not_in_weights"].items()))
+    what = ("inference model %s, %d tensors placed by %s names" % (loaded["program"], loaded["tensors"], loaded["names"])
+            if loaded["kind"] == "inference model" else "%d tensors placed" % loaded["tensors"])
+    return "; %s%s, %s%s" % (what, " (%d renamed)" % loaded["renamed"] if loaded["renamed"] else "", loaded["form"],
+                             "; not in them, and not read: " + absent if absent else "")
 
 
 def crash_words(crash):
@@ -711,78 +711,67 @@ def head_outputs(out):
     )
 
 
-def load_checkpoint(model, path):
-    """Load the checkpoint, failing unless every parameter of the model is in it with its
-    shape. Upstream load_model only warns on missing keys and goes on with random weights,
-    which recognises nothing and used to end in an empty pkl. One paddle.load: a large
-    checkpoint is in memory once."""
-    import paddle
-
-    base = checkpoint_prefix(path)
-    params = paddle.load(base + ".pdparams")
-    bad = [
-        k for k, v in model.state_dict().items()
-        if k not in params or list(params[k].shape) != list(v.shape)
-    ]
-    if bad:
-        raise ExportError(
-            "checkpoint %s does not fit this config (%d of %d parameters missing or of another "
-            "shape, e.g. %s); pass the checkpoint trained with this config"
-            % (base, len(bad), len(model.state_dict()), bad[0])
-        )
-    # as upstream load_model: a float16 checkpoint is cast to the model's dtype
-    model.set_state_dict({
-        k: params[k] if params[k].dtype == v.dtype else params[k].astype(v.dtype)
-        for k, v in model.state_dict().items()
-    })
-
-
 def load_weights(model, target, path, sample_shape):
-    """Load a training checkpoint into target (the model or a sub-model), or an inference
-    model into target, built in the form it was saved in; returns what the report says of
-    how (ExportError if path names neither or they do not fit)."""
+    """Load a training checkpoint or an inference model into target (the model or a
+    sub-model), refusing weights that do not fit (ExportError); returns what the report says
+    of how. Upstream load_model only warns on missing keys and goes on with random weights,
+    which recognises nothing and used to end in an empty pkl."""
     from ppocr.utils import kit_inference_model as kim
 
     try:
         if kim.weights_kind(path) == "checkpoint":
-            load_checkpoint(target, path)
-            return {"kind": "checkpoint"}
-        return load_inference_model(model, target, kim.InferenceModel(kim.inference_prefix(path)), sample_shape)
+            return load_checkpoint(model, target, checkpoint_prefix(path), sample_shape)
+        inference = kim.InferenceModel(kim.inference_prefix(path))
     except kim.InferenceModelError as e:
         raise ExportError(str(e)) from None
+    named, by_variable = inference.named()
+    placed, form = kim.place(model, target, named, lambda net: read_parameters(net, sample_shape()),
+                             by_variable=by_variable)
+    if not placed.complete():
+        raise ExportError(placed.problem("inference model %s" % inference.prefix, form, by_variable))
+    return dict(loaded(target, placed, form), kind="inference model", program=os.path.basename(inference.program),
+                names=".pdiparams.info" if not by_variable else "program")
 
 
-def load_inference_model(model, net, inference, sample_shape):
-    """Place every tensor of an inference model in net, first as built, then (where the
-    model has layers with rep(), as export_model.py calls it) re-parameterised; refuse
-    unless every tensor finds its parameter and every parameter the forward reads gets one.
+def load_checkpoint(model, target, base, sample_shape):
+    """Every parameter of target from the checkpoint, with its shape; else (a checkpoint the
+    kit fine-tuned from an inference model: re-parameterised, a MultiHead's CTC branch alone)
+    every tensor of it placed and every parameter target's forward reads weighted, as built
+    or re-parameterised. One paddle.load: a large checkpoint is in memory once."""
+    import paddle
+
+    params = paddle.load(base + ".pdparams")
+    state = target.state_dict()
+    bad = [k for k, v in state.items() if k not in params or list(params[k].shape) != list(v.shape)]
+    if not bad:
+        # as upstream load_model: a float16 checkpoint is cast to the model's dtype
+        target.set_state_dict({k: params[k] if params[k].dtype == v.dtype else params[k].astype(v.dtype)
+                               for k, v in state.items()})
+        return {"kind": "checkpoint"}
+    from ppocr.utils import kit_inference_model as kim
+
+    # every tensor placed: in releases whose rep() keeps the merged branches, such a checkpoint
+    # also holds them, untrained, and would fit the training layout
+    placed, form = kim.place(model, target, params, lambda net: read_parameters(net, sample_shape()))
+    if placed.state and placed.complete():
+        return dict(loaded(target, placed, form), kind="checkpoint")
+    raise ExportError(
+        "checkpoint %s does not fit this config (%d of %d parameters missing or of another "
+        "shape, e.g. %s); pass the checkpoint trained with this config" % (base, len(bad), len(state), bad[0]))
+
+
+def loaded(net, placed, form):
+    """Set the placed tensors (cast to the model's dtypes); the report's account of them.
     What no inference model holds (a MultiHead's NRTR/SAR head, which inference never runs)
-    is named in the report."""
+    is named: absent and not read."""
     import paddle
     from ppocr.utils import kit_inference_model as kim
 
-    best = None
-    for form in ("as trained", "re-parameterised"):
-        if form == "re-parameterised":
-            rep_layers = [layer for layer in model.sublayers() if hasattr(layer, "rep")]
-            if not rep_layers:
-                break
-            for layer in rep_layers:  # export_model.py's loop: a rep() may rep what comes later
-                if not getattr(layer, "is_repped", False):
-                    layer.rep()
-        state = net.state_dict()
-        placed = kim.Placement(inference, {k: (v.name, v.shape) for k, v in state.items()},
-                               read_parameters(net, sample_shape()))
-        if placed.complete():
-            net.set_state_dict({k: paddle.to_tensor(np.ascontiguousarray(t)).astype(state[k].dtype)
-                                for k, t in placed.state.items()})
-            return {"kind": "inference model", "program": os.path.basename(inference.program), "form": form,
-                    "names": ".pdiparams.info" if inference.structured is not None else "program",
-                    "tensors": len(placed.state), "renamed": placed.renamed,
-                    "not_in_inference_model": kim.parts_of(placed.absent)}
-        if best is None or len(placed.state) > len(best[0].state):
-            best = (placed, form)
-    raise ExportError(best[0].problem(inference, best[1]))
+    state = net.state_dict()
+    net.set_state_dict({k: paddle.to_tensor(np.ascontiguousarray(np.asarray(t))).astype(state[k].dtype)
+                        for k, t in placed.state.items()})
+    return {"form": form, "tensors": len(placed.state), "renamed": placed.renamed,
+            "not_in_weights": kim.parts_of(placed.absent)}
 
 
 def read_parameters(net, sample_shape):
@@ -985,6 +974,17 @@ def sample_shape(data):
     if len(dataset) == 0:
         raise ExportError("the data set is empty; check its data_dir and label_file_list")
     return list(dataset[0][0].shape)
+
+
+def config_image_shape(config):
+    """[C, H, W] that the config's Eval (else Train) pipeline resizes images to: the
+    image_shape of its first *Resize* transform; None if it names none."""
+    for section in ("Eval", "Train"):
+        for op in ((config.get(section) or {}).get("dataset") or {}).get("transforms") or []:
+            name, args = next(iter(op.items())) if isinstance(op, dict) and op else (None, None)
+            if "Resize" in str(name) and isinstance(args, dict) and args.get("image_shape"):
+                return list(args["image_shape"])
+    return None
 
 
 def set_mode(net, heads, mode):

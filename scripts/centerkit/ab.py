@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from . import KitError, files, preflight, train_cmd, train_progress
+from . import KitError, dropins, files, preflight, train_cmd, train_progress
 from .export_script import export_script as ec
 from .make_commands import make_command, opts_text
 from .supervise import interrupt_on_term, run_kit
@@ -73,7 +73,7 @@ class Plan:
         if not a.checkpoint:
             raise KitError("no CHECKPOINT given; pass CHECKPOINT=output/<model>/best_accuracy (both arms start from it)")
         self.checkpoint = ec.checkpoint_prefix(here(a.checkpoint))
-        train_cmd.require_training_checkpoint(self.checkpoint)
+        dropins.check_weights(self.checkpoint)
         if not a.centers:
             raise KitError("no CENTERS given; pass CENTERS=train_center.pkl (written by make export)")
         self.centers = here(a.centers)

@@ -33,13 +33,6 @@ def _abs(path, base):
     return os.path.abspath(os.path.join(base, path))
 
 
-def require_training_checkpoint(path):
-    """Training starts from a training checkpoint: an inference model is refused in one line."""
-    if dropins.check_weights(path) == "inference":
-        raise KitError("CHECKPOINT=%s is an inference model: make export and make confusions read it, make train "
-                       "does not yet; pass the training checkpoint (<output>/best_accuracy) to fine-tune" % path)
-
-
 def center_weight(text):
     """CENTER_WEIGHT= as a float >= 0 (None when empty), or KitError."""
     if text in (None, ""):
@@ -53,11 +46,14 @@ def center_weight(text):
     return value
 
 
-def run_probe(tree, python, config, chosen, centers):
+def run_probe(tree, python, config, chosen, centers, inference=None, converted=None):
+    if converted:
+        os.makedirs(os.path.dirname(converted), exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-probe-") as tmp:
         given = os.path.join(tmp, "probe.json")
         with open(given, "w", encoding="utf-8") as f:
-            json.dump({"config": config, "chosen": chosen, "centers": centers, "loss_source": LOSS_SOURCE}, f)
+            json.dump({"config": config, "chosen": chosen, "centers": centers, "loss_source": LOSS_SOURCE,
+                       "inference": inference, "converted": converted}, f)
         # centerkit is importable: the Makefile's KITPATH is in this process's environment
         r = subprocess.run([python, "-m", "centerkit.train_config", "probe", given], cwd=tree,
                            capture_output=True, text=True)
@@ -123,21 +119,31 @@ def derive(a):
     if not a.centers:
         raise KitError("no CENTERS given; pass CENTERS=train_center.pkl (written by make export)")
     centers = _abs(a.centers, a.invoked_from)
-    checkpoint = None
+    checkpoint, inference = None, None
     if a.checkpoint:
         checkpoint = ec.checkpoint_prefix(_abs(a.checkpoint, a.invoked_from))
-        require_training_checkpoint(checkpoint)
+        if dropins.check_weights(checkpoint) == "inference":
+            if chosen:
+                raise KitError("CHECKPOINT=%s is an inference model, which holds one model, and CONFIG is a "
+                               "Distillation config; pass the config of that one model (e.g. the Student's "
+                               "*_rec.yml)" % checkpoint)
+            inference = checkpoint
     report = centers_report(centers)
     check_report(centers, report, chosen)
     preflight.check_data(tree, config["Train"]["dataset"])
     if isinstance(config.get("Eval"), dict) and config["Eval"].get("dataset"):  # tools/train.py reads it too
         preflight.check_data(tree, config["Eval"]["dataset"], "Eval")
     preflight.check_python(tree, python)
-    found = run_probe(tree, python, config, chosen, centers)
+    converted = tc.converted_path(tree, config) if inference else None
+    found = run_probe(tree, python, config, chosen, centers, inference, converted)
     check_report(centers, report, chosen, found)
-    derived = tc.derive(config, centers, weight, chosen, found["num_classes"], found["width"], found["cuda"], checkpoint)
+    derived = tc.derive(config, centers, weight, chosen, found["num_classes"], found["width"], found["cuda"],
+                        converted or checkpoint, found.get("weights"))
     path = tc.derived_path(tree, derived)
-    tc.write(derived, path)
+    note = tc.inference_note(derived, found["weights"]) if inference else None
+    tc.write(derived, path, note)
+    if note:
+        print(note, flush=True)
     print("wrote %s (CenterLoss on %s, %d classes, features %d wide, weight %g)" % (
         path, ", ".join(chosen) or "the model", found["num_classes"], found["width"], derived["Loss"]["kit_center"]["weight"]), flush=True)
     return tree, path, python, derived

@@ -23,6 +23,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import yaml
 
 from . import KitError, export_errors, files
@@ -75,8 +76,9 @@ def _center_loss_entries(loss):
     return [i for i, d in enumerate(loss.get("loss_config_list") or []) if isinstance(d, dict) and "CenterLoss" in d]
 
 
-def derive(config, centers, weight, chosen, num_classes, width, cuda, checkpoint=None):
-    """The training config (a new dict) that trains `chosen` with the centers."""
+def derive(config, centers, weight, chosen, num_classes, width, cuda, checkpoint=None, inference=None):
+    """The training config (a new dict) that trains `chosen` with the centers; inference:
+    the probe's account of an inference model converted to the checkpoint `checkpoint`."""
     config = copy.deepcopy(config)
     config.pop("Export", None)
     loss = config["Loss"]
@@ -104,7 +106,32 @@ def derive(config, centers, weight, chosen, num_classes, width, cuda, checkpoint
             sub.pop("pretrained", None)
     if not cuda:
         g["use_gpu"] = False
+    if inference:
+        from_inference_model(config, inference)
     return config
+
+
+def from_inference_model(config, inference):
+    """Train what an inference model holds, in the form it was saved in: the model
+    re-parameterised where it is (patch common/0006), a MultiHead's CTC branch alone (patch
+    0003: a random NRTR/SAR head's loss would flow into the pretrained backbone) with the
+    CTC loss alone (kit_center's ctc_only; inference_note says so)."""
+    arch = config["Architecture"]
+    if inference["form"] == "re-parameterised":
+        arch["kit_reparameterized"] = True
+    if arch["Head"]["name"] == "MultiHead":  # train.py sizes the heads from the loss list: it stays
+        arch["Head"]["kit_ctc_only"] = True
+        config["Loss"]["kit_center"]["ctc_only"] = True
+
+
+def inference_note(derived, inference):
+    """What the derived config trains, from an inference model, in a line."""
+    arch = derived["Architecture"]
+    lacks = ", ".join("%s (%d)" % kv for kv in sorted(inference["not_in_weights"].items()))
+    return "weights: an inference model (%d tensors), %s; trained: %s%s" % (
+        inference["tensors"], inference["form"],
+        "its CTC branch alone" if arch["Head"].get("kit_ctc_only") else "the model",
+        "; not in it, and not trained: " + lacks if lacks else "")
 
 
 def derived_path(tree, config):
@@ -112,9 +139,15 @@ def derived_path(tree, config):
     return os.path.join(tree, save_dir, DERIVED_NAME)  # an absolute save_dir replaces tree
 
 
-def write(config, path):
+def converted_path(tree, config):
+    """Where make train puts an inference model's weights as a checkpoint (no .pdparams)."""
+    return os.path.join(os.path.dirname(derived_path(tree, config)), "centerkit_init")
+
+
+def write(config, path, note=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     text = "# written by ppocr-center-kit (make train-config): the training config with CenterLoss\n" + \
+        ("# %s\n" % note if note else "") + \
         yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=None)
     files.write_atomic(path, text.encode("utf-8"))
 
@@ -122,8 +155,11 @@ def write(config, path):
 # ---------------------------------------------------------------------------------------
 # In the clone, with its Python
 # ---------------------------------------------------------------------------------------
-def probe(config, chosen, centers, loss_source):
-    """{"num_classes", "width", "cuda"} of the chosen model(s), or {"error": one line}."""
+def probe(config, chosen, centers, loss_source, inference=None, converted=None):
+    """{"num_classes", "width", "cuda"} of the chosen model(s), or {"error": one line}. With
+    an inference model: its tensors placed in the config's model (as trained, else
+    re-parameterised) and saved as a checkpoint at `converted` (.pdparams added), and
+    "weights": how (form, tensors, what the inference model lacks and the forward never reads)."""
     sys.path.insert(0, os.getcwd())
     import importlib.util
 
@@ -132,6 +168,11 @@ def probe(config, chosen, centers, loss_source):
 
     paddle.set_device("cpu")
     ec.set_head_channels(config, ec.post_process_classes(config))
+    result = {}
+    if inference:
+        result["weights"] = convert_inference_model(config, inference, converted)
+        if "error" in result["weights"]:
+            return result["weights"]
     found = set()
     for arch in model_archs(config, chosen):
         arch = copy.deepcopy(arch)
@@ -150,11 +191,42 @@ def probe(config, chosen, centers, loss_source):
         kcl.read_centers(centers, classes, width)
     except kcl.CenterFileError as e:
         return {"error": str(e)}
-    return {"num_classes": classes, "width": width, "cuda": bool(paddle.is_compiled_with_cuda()),
-            "characters_sha256": ec.characters_digest(list(ec.ctc_decoder(config["Global"]).character))}
+    return dict(result, num_classes=classes, width=width, cuda=bool(paddle.is_compiled_with_cuda()),
+                characters_sha256=ec.characters_digest(list(ec.ctc_decoder(config["Global"]).character)))
+
+
+def convert_inference_model(config, path, converted):
+    """The inference model's tensors, placed in the config's (single) model as the export
+    places them, saved as a checkpoint of the form train.py will build (kit_reparameterized,
+    a MultiHead's kit_ctc_only): {"form", "tensors", "not_in_weights"} or {"error"}."""
+    import paddle
+    from ppocr.modeling.architectures.base_model import BaseModel
+
+    from .dropins import inference_model as kim
+
+    shape = ec.config_image_shape(config)
+    if shape is None:
+        return {"error": "the config's Eval and Train transforms name no image_shape of a resize, so the model's "
+                         "input is unknown; pass a config with RecResizeImg (or another *Resize* with image_shape)"}
+    arch = copy.deepcopy(config["Architecture"])
+    for key in ("pretrained", "freeze_params", "return_all_feats"):
+        arch.pop(key, None)
+    try:
+        model_files = kim.InferenceModel(kim.inference_prefix(path))
+    except kim.InferenceModelError as e:
+        return {"error": str(e)}
+    named, by_variable = model_files.named()
+    with paddle.utils.unique_name.guard():  # the names export_model.py gave, as the export builds them
+        model = BaseModel(arch)
+        placed, form = kim.place(model, model, named, lambda net: ec.read_parameters(net, shape), by_variable=by_variable)
+    if not placed.complete():
+        return {"error": placed.problem("inference model %s" % model_files.prefix, form, by_variable)}
+    paddle.save({k: paddle.to_tensor(np.ascontiguousarray(t)) for k, t in placed.state.items()}, converted + ".pdparams")
+    return {"form": form, "tensors": len(placed.state), "not_in_weights": kim.parts_of(placed.absent)}
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["probe"]:
     with open(sys.argv[2], encoding="utf-8") as f:
         given = json.load(f)
-    print(json.dumps(probe(given["config"], given["chosen"], given["centers"], given["loss_source"])))
+    print(json.dumps(probe(given["config"], given["chosen"], given["centers"], given["loss_source"],
+                           given.get("inference"), given.get("converted"))))

@@ -10,6 +10,7 @@ has a `kit_center` entry (the kit's derived training config writes it; nothing e
       loss_config_list: [...]
       kit_center: {center_file_path: train_center.pkl, weight: 0.05, num_classes: 6625,
                    feat_dim: 120, model_name_list: [Student]}   # [] for a single model
+                   # ctc_only: true with a MultiHead's kit_ctc_only (training an inference model)
 
 The wrapped loss gets exactly the predictions it gets upstream (the CTC features that the
 kit's head switch adds travel under their own key, "ctc_feats", and are taken out again
@@ -59,8 +60,10 @@ def center_loss_value(features, logits, row_of_class, centers, num_classes):
 
 class KitCenterLoss(nn.Layer):
     def __init__(self, base, center_file_path=None, weight=0.05, num_classes=None, feat_dim=None,
-                 model_name_list=None, **kwargs):
+                 model_name_list=None, ctc_only=False, **kwargs):
         super().__init__()
+        if ctc_only:  # a MultiHead trained on its CTC branch alone (its kit_ctc_only): MultiLoss's CTC loss alone
+            base.loss_funcs = {k: v for k, v in base.loss_funcs.items() if k == "CTCLoss"}
         if kwargs:
             raise CenterFileError(PREFIX + "unknown Loss.kit_center keys %s; derive the config with make train-config" % sorted(kwargs))
         if num_classes is None:

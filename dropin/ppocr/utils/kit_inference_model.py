@@ -13,8 +13,9 @@ placed by their variable names, which are the ones the exporter's process gave t
 as it built them: a model built the same way in a fresh name scope has the same names.
 
 Which parameters the model must get is the caller's to say (those its forward reads);
-`placement` says what goes where, what has no home, and what stays without weights.
-Nothing here imports Paddle: the kit checks a model's files with it before starting one.
+`place` says what goes where, what has no home, and what stays without weights, trying the
+model as trained and re-parameterised. Nothing here imports Paddle (it calls the model's
+own methods): the kit checks a model's files with it before starting Paddle.
 """
 
 import json
@@ -227,10 +228,12 @@ class InferenceModel:
                 info = pickle.load(f)
             self.structured = {n: info[n]["structured_name"] for n in names if n in info}
 
-    def describe(self):
-        return "%s (%s, %d tensors, %s)" % (self.prefix, os.path.basename(self.program), len(self.tensors),
-                                            "names from .pdiparams.info" if self.structured is not None
-                                            else "no .pdiparams.info: names from the program")
+    def named(self):
+        """({name: tensor}, by_variable): by structured name where .info gives one, else by
+        variable name (by_variable True: the model's own variable names place them)."""
+        if self.structured is None:
+            return self.tensors, True
+        return {self.structured.get(var, var): t for var, t in self.tensors.items()}, False
 
 
 # ---------------------------------------------------------------------------------------
@@ -246,24 +249,23 @@ def renamed(name, keys):
 
 
 class Placement:
-    """Where each tensor of an inference model goes in a model whose parameters are
-    params {structured name: (variable name, shape)}: .state {structured name: array},
-    .unplaced [variable names with no home, or a home of another shape], .unweighted [what
-    `read` (the parameters the forward reads) holds that got nothing], .renamed (count)."""
+    """Where each of `named` {name: tensor} goes in a model whose parameters are params
+    {structured name: (variable name, shape)}: .state {structured name: tensor}, .unplaced
+    [names with no home, or a home of another shape], .unweighted [what `read` (the
+    parameters the forward reads) holds that got nothing], .absent [the model's other
+    parameters left without], .renamed (count). by_variable: the names are variable names."""
 
-    def __init__(self, model, params, read):
+    def __init__(self, named, params, read, by_variable=False):
         self.state, self.unplaced, self.renamed = {}, [], 0
-        by_variable = {var: key for key, (var, _) in params.items()}
-        for var, tensor in model.tensors.items():
-            if model.structured is not None:
-                key = model.structured.get(var)
-                if key is not None and key not in params:
-                    key = renamed(key, params)
-                    self.renamed += key is not None
+        by_variable = {var: key for key, (var, _) in params.items()} if by_variable else None
+        for name, tensor in named.items():
+            if by_variable is not None:
+                key = by_variable.get(name)
             else:
-                key = by_variable.get(var)
+                key = name if name in params else renamed(name, params)
+                self.renamed += key is not None and key != name
             if key is None or list(params[key][1]) != list(tensor.shape) or key in self.state:
-                self.unplaced.append(var if key is None else "%s (%s)" % (var, key))
+                self.unplaced.append(name if key is None else "%s (%s)" % (name, key))
             else:
                 self.state[key] = tensor
         self.unweighted = sorted(k for k in read if k not in self.state)
@@ -272,23 +274,49 @@ class Placement:
     def complete(self):
         return not self.unplaced and not self.unweighted
 
-    def problem(self, model, form):
-        """The one line that refuses this placement."""
+    def problem(self, what, form, by_variable=False):
+        """The one line that refuses this placement of `what` (e.g. "inference model X")."""
         parts = []
         if self.unplaced:
-            parts.append("%d of its %d tensors have no parameter of that name and shape in the %s model (%s)"
-                         % (len(self.unplaced), len(model.tensors), form, _some(self.unplaced)))
+            parts.append("%d of its tensors have no parameter of that name and shape in the %s model (%s)"
+                         % (len(self.unplaced), form, _some(self.unplaced)))
         if self.unweighted:
             parts.append("%d parameters the model reads would stay without weights (%s)"
                          % (len(self.unweighted), _some(self.unweighted)))
         why = "; ".join(parts)
-        if model.structured is None:
+        if by_variable:
             why += ("; without .pdiparams.info the tensors are placed by the names the exporting process gave "
                     "them, so export the model again with this release's tools/export_model.py "
                     "(-o Global.export_with_pir=False writes the .info) or pass the training checkpoint")
         else:
-            why += "; pass the inference model of this config, or its training checkpoint"
-        return "inference model %s does not fit this config: %s" % (model.prefix, why)
+            why += "; pass the weights of this config"
+        return "%s does not fit this config: %s" % (what, why)
+
+
+FORMS = ("as trained", "re-parameterised")
+
+
+def place(model, net, named, read, **how):
+    """(Placement, form) of named tensors in net (model or one of its sub-models): as
+    trained, else, where the model has layers with rep(), re-parameterised as upstream's
+    export_model.py does it (rep() on every layer of the model, in order); the complete
+    one, else the one that placed most. read(net): the keys net's forward reads."""
+    best = None
+    for form in FORMS:
+        if form == "re-parameterised":
+            rep_layers = [layer for layer in model.sublayers() if hasattr(layer, "rep")]
+            if not rep_layers:
+                break
+            for layer in rep_layers:  # export_model.py's loop: a rep() may rep what comes later
+                if not getattr(layer, "is_repped", False):
+                    layer.rep()
+        params = {k: (v.name, v.shape) for k, v in net.state_dict().items()}
+        placed = Placement(named, params, read(net), **how)
+        if placed.complete():
+            return placed, form
+        if best is None or len(placed.state) > len(best[0].state):
+            best = (placed, form)
+    return best
 
 
 def parts_of(keys, depth=2):
