@@ -56,7 +56,8 @@ help: ## this list
 	@echo "    ENGINE=auto             export: auto, inference or dygraph"
 	@echo "    OUTPUT=train_center.pkl export: the pkl; its report and chart go beside it"
 	@echo "    CENTERS=                required for train, train-config, inspect, validate: the centers pkl"
-	@echo "    CENTER_WEIGHT=          train: the center loss weight (default: the config's CenterLoss weight, else 0.05)"
+	@echo "    CENTER_WEIGHT=          train: the center loss weight (default: the config's CenterLoss weight, else 0.05);"
+	@echo "                            ab: one weight, or a comma list (one arm each, Holm-corrected verdicts)"
 	@echo "    OPTS=                   config overrides: OPTS='-o Key=value ...'"
 	@echo "    FORCE=                  off; FORCE=1 replaces existing outputs"
 	@echo "    NPROC=1                 processes, under paddle.distributed.launch"
@@ -105,7 +106,7 @@ train: ## apply the series, train with CenterLoss on the centers, revert (always
 train-config: ## write the derived training config only (for your own launcher, between make apply and make revert)
 	@$(KITPY) train $(TRAIN_ARGS) --config-only 1
 
-ab: ## A/B: fine-tune RUNS seeds with CENTER_WEIGHT and with 0, measure each by make confusions, compare: CONFIG= CHECKPOINT= CENTERS= [CENTER_WEIGHT= MODEL= EPOCHS= RUNS=3 OUTPUT=ab-<config>/ OPTS= NPROC=]
+ab: ## A/B: fine-tune RUNS seeds with CENTER_WEIGHT (or each of a list) and with 0, measure each by make confusions, compare: CONFIG= CHECKPOINT= CENTERS= [CENTER_WEIGHT=0.05|0.01,0.05 MODEL= EPOCHS= RUNS=3 OUTPUT=ab-<config>/ OPTS= NPROC=]
 	@$(KITPY) ab $(TREE_ARG) --config "$(CONFIG)" --checkpoint "$(CHECKPOINT)" --centers "$(CENTERS)" --center-weight "$(CENTER_WEIGHT)" \
 		--model "$(MODEL)" --epochs "$(EPOCHS)" --runs "$(RUNS)" --output "$(OUTPUT)" --opts "$(OPTS)" --python "$(PYTHON)" \
 		--nproc "$(NPROC)" --engine "$(ENGINE)"
@@ -134,10 +135,10 @@ inspect: ## print a centers pkl's report, chart its samples per class: CENTERS= 
 validate: ## check a pkl against a CenterLoss config, load it with its CenterLoss: CENTERS= CONFIG= [PADDLEOCR=]
 	@$(call KITTOOL,validate_centers.py) --centers "$(CENTERS)" --config "$(CONFIG)" $(TREE_ARG)
 
-demo: $(VENV)/.installed ## built-in default: a tiny distillation model on look-alike glyphs: export, confusions, a 1-run A/B
+demo: $(VENV)/.installed ## built-in default: PaddleOCR's released PP-OCRv4 recognizer on look-alike lines: export, confusions, a 1-run A/B
 	@$(KITPATH) "$(VENV)/bin/python" "$(KIT)/demo/run_demo.py" $(TREE_ARG) --invoked-from "$(CURDIR)"
 
-demo-ab: $(VENV)/.installed ## the demo with make ab's 5 runs per arm (the README's comparison)
+demo-ab: $(VENV)/.installed ## the demo with make ab's 5 runs per arm and two center weights (the README's comparison)
 	@$(KITPATH) "$(VENV)/bin/python" "$(KIT)/demo/run_demo.py" $(TREE_ARG) --invoked-from "$(CURDIR)" --runs 5
 
 test: $(VENV)/.installed ## the test suite: every tier on every release (../shared's bundle or PADDLEOCR_REPO)

@@ -112,9 +112,9 @@ def test_make_ab_trains_both_arms_and_resumes(ab):
         assert os.path.isfile(runs[0]["checkpoint"] + ".pdparams")
     base = json.loads((out / "baseline" / "confusions.json").read_text())
     assert result["baseline"]["line_accuracy"] == base["line_accuracy"] and result["baseline"]["lines"] == 8
-    pooled = result["comparison"]["pooled"]
+    pooled = result["comparisons"]["center"]["pooled"]
     assert pooled["pairs_of_lines"] == 8 and 0 <= pooled["mcnemar"]["p_value"] <= 1
-    assert result["comparison"]["verdict"] and "verdict: CenterLoss" in r.stdout
+    assert result["comparisons"]["center"]["verdict"] and "verdict: CenterLoss" in r.stdout
 
     mtime = (out / "center-seed1" / "model" / "latest.pdparams").stat().st_mtime
     r = ab()
@@ -142,3 +142,14 @@ def test_ctrl_c_in_make_ab_keeps_the_finished_runs_and_the_clone_clean(ab):
     assert (ab.output / "baseline" / "confusions.json").is_file()  # the finished measurement is kept
     assert not (ab.output / "control-seed1" / "confusions.json").exists()
     assert git_status(ab.tree) == ""
+
+
+def test_center_weights_name_the_arms():
+    from centerkit import KitError
+    from centerkit.ab import center_arms
+
+    assert center_arms("0.05") == {"center": "0.05"} and center_arms("") == {"center": ""}
+    assert center_arms("0.01, 0.05") == {"center-0.01": "0.01", "center-0.05": "0.05"}
+    for bad, says in (("0", "control arm"), ("0.01,0", "control arm"), ("0.05,0.05", "twice"), ("x", "number")):
+        with pytest.raises(KitError, match=says):
+            center_arms(bad)

@@ -5,9 +5,11 @@ measured, never asserted: README quotes a real run.)"""
 import math
 import re
 
+import pytest
 import yaml
 
 import tiny_data
+from centerkit import KitError, released_models
 from conftest import NEWEST
 from kit_run import git_status, make
 
@@ -44,4 +46,21 @@ def test_make_bench_refuses_an_unknown_part(tree_of):
     tree = tree_of(NEWEST)
     r = make("bench", cwd=tree, env={"PADDLEOCR_VERSION": NEWEST}, BENCH_ONLY="e2e,speed")
     assert r.returncode != 0 and "unknown part speed" in r.stderr
+    assert git_status(tree) == ""
+
+
+@pytest.mark.xdist_group("released-" + NEWEST)
+def test_make_bench_times_the_released_model_against_upstream_predict_rec(tree_of):
+    tree = tree_of(NEWEST)
+    python = tiny_data.release_python(tree, NEWEST)
+    try:
+        released_models.model_folder("pp-ocrv4-mobile", log=lambda line: None)
+    except KitError as e:
+        pytest.skip(str(e))
+    r = make("bench", cwd=tree, env={"PADDLEOCR_VERSION": NEWEST}, PYTHON=python, BENCH_IMAGES=6, BENCH_ONLY="released")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    got = bench_line(r)
+    assert math.isfinite(got["released_vs_predict_rec"]) and got["released_vs_predict_rec"] > 0, got
+    assert math.isnan(got["e2e_vs_floor"])  # not asked for
+    assert "released    6 rendered lines" in r.stdout
     assert git_status(tree) == ""

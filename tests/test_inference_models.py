@@ -22,17 +22,13 @@ import yaml
 
 import tiny_data
 from conftest import NEWEST, first_of
+from centerkit import released_models
 from centerkit.make_commands import opts_text
 from kit_run import error_lines, git_status, helper_env, make, output_of, recipe_exit
 
 V2 = first_of("v2.7")  # the oldest release with PP-OCRv4 (PPLCNetV3), on Paddle 2.6
-CONFIGS = ("configs/rec/PP-OCRv4/PP-OCRv4_mobile_rec.yml", "configs/rec/PP-OCRv4/ch_PP-OCRv4_rec.yml")
 # (release, the program its tools/export_model.py writes)
 FORMATS = [(V2, "inference.pdmodel"), (NEWEST, "inference.json")]
-
-
-def pp_ocrv4_config(tree):
-    return next(os.path.join(tree, c) for c in CONFIGS if os.path.isfile(os.path.join(tree, c)))
 
 
 def export_model(python, tree, config, ckpt, folder, opts):
@@ -47,7 +43,7 @@ def models_of(tree, release):
     """(python, config, opts, checkpoint, inference folder), made once per worker."""
     def build(made):
         python = tiny_data.release_python(tree, release)
-        config = pp_ocrv4_config(tree)
+        config = released_models.config_in(tree, "pp-ocrv4-mobile")
         opts = tiny_data.dataset(made / "data", images=8, shape=(48, 160))
         opts += ["Eval.dataset.data_dir=%s" % (made / "data"), "Eval.dataset.label_file_list=[%s]" % (made / "data" / "train.txt")]
         tiny_data.reference(python, tree, "init", config, str(made / "ckpt"), str(made / "data" / "train.txt"), "-",

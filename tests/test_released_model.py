@@ -25,7 +25,6 @@ sys.path.insert(0, os.path.join(KIT, "demo"))
 import real_lines  # noqa: E402
 
 RELEASE = NEWEST
-MODEL = released_models.MODELS["pp-ocrv4-mobile"]
 LINES = 40
 pytestmark = pytest.mark.xdist_group("released-" + NEWEST)
 
@@ -49,7 +48,7 @@ def released(tree_of):
 def kit(target, released, out, **variables):
     tree, python, folder, _, opts = released
     return make(target, cwd=tree, env={"PADDLEOCR_VERSION": RELEASE}, PYTHON=python,
-                CONFIG=os.path.join(tree, MODEL.config), CHECKPOINT=folder, OUTPUT=str(out), OPTS=opts_text(opts),
+                CONFIG=released_models.config_in(tree, "pp-ocrv4-mobile"), CHECKPOINT=folder, OUTPUT=str(out), OPTS=opts_text(opts),
                 **variables)
 
 

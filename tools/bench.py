@@ -350,7 +350,7 @@ def main():
         if "released" in parts:
             from bench_released import bench_released
 
-            released = bench_released(tree, max(a.images, 200), work, export_script.available_cores())
+            released = bench_released(tree, a.images, work, export_script.available_cores())
     print("bench: accumulate_speedup=%.1f e2e_vs_recipe=%.2f e2e_vs_floor=%.2f e2e_inference_vs_floor=%.2f "
           "inference_convert_s=%.1f confusions_vs_export=%.2f mem_10k_over_1k=%.2f nproc2_speedup=%.2f "
           "loss_mem_ratio=%.1f loss_speedup=%.1f released_vs_predict_rec=%.2f"

