@@ -179,7 +179,10 @@ def test_a_hunk_that_cannot_be_placed_is_listed_for_a_human(tree_of, tmp_path):
     assert recipe_exit(r) == 2 and len(error_lines(r)) == 1, r.stdout[-3000:] + r.stderr[-3000:]
     line = error_lines(r)[0]
     assert "1 patch(es) of patches/%s/ need a human: 0003-kit-center-loss-hooks.patch: " % name in line
-    assert "ppocr/modeling/heads/rec_multi_head.py (0003-kit-center-loss-hooks.patch): hunk @@ -138,9 +138,14 @@ fails" in line
+    hooks = [p for p in patchfile.series_patches(TABLE[-1].series) if "0003-" in p][0]
+    target = "ppocr/modeling/heads/rec_multi_head.py"
+    (header,) = [h[0] for h in patchfile.hunks(hooks, target) if '        head_out["ctc"] = ctc_out' in h[2]]
+    assert "%s (0003-kit-center-loss-hooks.patch): hunk %s fails" % (target, header) in line
     assert open(os.path.join(kit, "patches", "releases.tsv"), "rb").read() == table_before  # the copy's, as the kit's
     assert os.path.isfile(os.path.join(kit, "patches", name, "0003-kit-center-loss-hooks.patch"))
     assert recipe_exit(again) == 2 and "patches/%s/ (made for %s, not yet in the table) does not apply" % (name, newer) \

@@ -43,39 +43,55 @@ ENV = {"PADDLEOCR_VERSION": RELEASE}
 TARGETS = [t for p in patchfile.series_patches(releases.series_for(RELEASE)) for t in patchfile.targets(p)]
 OLD = {"out.pkl": b"old centers", "out.report.json": b'{"old": true}\n', "out.samples.png": b"old chart"}
 
-# Every fault_point of one `make export`, in order, and whether a SIGKILL there leaves a
-# run open (manifest written, not yet removed). A run traced without a kill must list
-# exactly these, so a new step cannot go untested.
-POINTS = [
-    ("atomic.temp-written#1", False),  # copy of the first original, not yet renamed
-    ("apply.original-saved#1", False),
-    ("atomic.temp-written#2", False),
-    ("apply.original-saved#2", False),
-    ("atomic.temp-written#3", False),
-    ("apply.original-saved#3", False),
-    ("atomic.temp-written#4", False),  # the files the series creates: nothing to save
-    ("apply.original-saved#4", False),
-    ("atomic.temp-written#5", False),  # the manifest, not yet renamed: nothing is open
-    ("apply.manifest-written#1", True),
-    ("apply.git-applied#1", True),
-    ("atomic.temp-written#6", True),
-    ("apply.done#1", True),
-    ("export.child-started#1", True),
-    ("export.child-exited#1", True),
-    ("revert.begin#1", True),
-    ("atomic.temp-written#7", True),  # a restored file's temp, next to it in the tree
-    ("revert.file-restored#1", True),
-    ("atomic.temp-written#8", True),
-    ("revert.file-restored#2", True),
-    ("atomic.temp-written#9", True),
-    ("revert.file-restored#3", True),
-    ("atomic.temp-written#10", True),
-    ("revert.file-restored#4", True),
-    ("revert.file-removed#1", True),  # the files the series created (common/0004)
-    ("revert.file-removed#2", True),
-    ("revert.manifest-removed#1", False),
-    ("revert.done#1", False),
-]
+def created_by(series):
+    """The files the series creates (its `new file` diffs): removed on revert, nothing saved."""
+    out = set()
+    for path in patchfile.series_patches(series):
+        with open(path, encoding="utf-8") as f:
+            _, diff = patchfile.split_patch(f.read())
+        out |= {t for t, section in patchfile.sections(diff) if "\nnew file mode " in section.split("\n@@ ", 1)[0]}
+    return out
+
+
+CREATED = created_by(releases.series_for(RELEASE))
+FILES = list(dict.fromkeys(TARGETS))  # the series' files in the order it patches (and reverts) them
+SAVED = len(set(FILES) - CREATED)  # those that exist upstream: saved, then restored
+
+
+def fault_points(files, created):
+    """Every fault_point of one `make export`, in order, and whether a SIGKILL there leaves a
+    run open (manifest written, not yet removed). A run traced without a kill must list
+    exactly these, so a new step cannot go untested. Each save and restore writes a temp
+    file first (atomic.temp-written), numbered in the order of the run; the revert goes
+    through the files in the series' order, restoring the saved and removing the created."""
+    saved = len([f for f in files if f not in created])
+    points = []
+    for i in range(1, saved + 1):  # a copy of each original, not yet renamed; then saved
+        points += [("atomic.temp-written#%d" % i, False), ("apply.original-saved#%d" % i, False)]
+    temp = saved + 1
+    points += [
+        ("atomic.temp-written#%d" % temp, False),  # the manifest, not yet renamed: nothing is open
+        ("apply.manifest-written#1", True),
+        ("apply.git-applied#1", True),
+        ("atomic.temp-written#%d" % (temp + 1), True),
+        ("apply.done#1", True),
+        ("export.child-started#1", True),
+        ("export.child-exited#1", True),
+        ("revert.begin#1", True),
+    ]
+    restored = removed = 0
+    for f in files:
+        if f in created:
+            removed += 1
+            points.append(("revert.file-removed#%d" % removed, True))
+        else:  # a restored file's temp, next to it in the tree
+            restored += 1
+            points += [("atomic.temp-written#%d" % (temp + 1 + restored), True), ("revert.file-restored#%d" % restored, True)]
+    return points + [("revert.manifest-removed#1", False), ("revert.done#1", False)]
+
+
+POINTS = fault_points(FILES, CREATED)
+FIRST_RESTORE_TEMP = "atomic.temp-written#%d" % (SAVED + 3)
 OPEN_AFTER_KILL = dict(POINTS)
 ORDER = [p for p, _ in POINTS]
 CHILD_DONE = ORDER.index("export.child-exited#1")
@@ -89,7 +105,7 @@ KILLS = [(p, "KILL", "group") for p in ORDER] + [
     ("export.child-started#1", "INT", "group"),
     ("revert.file-restored#1", "INT", "group"),
     ("apply.manifest-written#1", "TERM", "group"),
-    ("atomic.temp-written#7", "TERM", "group"),
+    (FIRST_RESTORE_TEMP, "TERM", "group"),
     ("export.child-started#1", "TERM", "self"),
     ("export.child-started#1", "KILL", "self"),
     ("revert.begin#1", "INT", "self"),

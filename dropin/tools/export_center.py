@@ -711,25 +711,28 @@ def head_outputs(out):
     )
 
 
-def load_weights(model, target, path, sample_shape):
-    """Load a training checkpoint or an inference model into target (the model or a
-    sub-model), refusing weights that do not fit (ExportError); returns what the report says
-    of how. Upstream load_model only warns on missing keys and goes on with random weights,
-    which recognises nothing and used to end in an empty pkl."""
+def load_weights(model, net, weights, sample_shape):
+    """Load a training checkpoint into the model (a sub-model's `pretrained` into net, the
+    exported sub-model) or an inference model into net, refusing weights that do not fit
+    (ExportError); returns what the report says of how. Upstream load_model only warns on
+    missing keys and goes on with random weights, which recognises nothing and used to end
+    in an empty pkl."""
     from ppocr.utils import kit_inference_model as kim
 
     try:
-        if kim.weights_kind(path) == "checkpoint":
-            return load_checkpoint(model, target, checkpoint_prefix(path), sample_shape)
-        inference = kim.InferenceModel(kim.inference_prefix(path))
+        if kim.weights_kind(weights.path, weights.source) == "checkpoint":
+            # a sub-model's `pretrained` holds that sub-model's parameters, a checkpoint the whole model's
+            target = net if weights.source.startswith("Architecture.") else model
+            return load_checkpoint(model, target, checkpoint_prefix(weights.path), sample_shape)
+        inference = kim.InferenceModel(kim.inference_prefix(weights.path))  # one (sub-)model's
     except kim.InferenceModelError as e:
         raise ExportError(str(e)) from None
     named, by_variable = inference.named()
-    placed, form = kim.place(model, target, named, lambda net: read_parameters(net, sample_shape()),
+    placed, form = kim.place(model, net, named, lambda layer: read_parameters(layer, sample_shape()),
                              by_variable=by_variable)
     if not placed.complete():
         raise ExportError(placed.problem("inference model %s" % inference.prefix, form, by_variable))
-    return dict(loaded(target, placed, form), kind="inference model", program=os.path.basename(inference.program),
+    return dict(loaded(net, placed, form), kind="inference model", program=os.path.basename(inference.program),
                 names=".pdiparams.info" if not by_variable else "program")
 
 
@@ -752,7 +755,7 @@ def load_checkpoint(model, target, base, sample_shape):
 
     # every tensor placed: in releases whose rep() keeps the merged branches, such a checkpoint
     # also holds them, untrained, and would fit the training layout
-    placed, form = kim.place(model, target, params, lambda net: read_parameters(net, sample_shape()))
+    placed, form = kim.place(model, target, params, lambda layer: read_parameters(layer, sample_shape()))
     if placed.state and placed.complete():
         return dict(loaded(target, placed, form), kind="checkpoint")
     raise ExportError(
@@ -957,10 +960,7 @@ def build_exported_model(config, name, weights, logger, data):
     with paddle.utils.unique_name.guard():
         model = build_model(config["Architecture"])
         net = model.model_list[0] if name is not None else model
-        # a sub-model's `pretrained` and an inference model hold that sub-model's parameters,
-        # a checkpoint the whole model's
-        target = net if weights.source.startswith("Architecture.") else model
-        loaded = load_weights(model, target, weights.path, lambda: sample_shape(data))
+        loaded = load_weights(model, net, weights, lambda: sample_shape(data))
     logger.info("weights: %s (%s)", weights.path, weights.source)
     if weights_warning(weights):
         logger.warning(weights_warning(weights))

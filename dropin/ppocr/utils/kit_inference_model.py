@@ -257,10 +257,10 @@ class Placement:
 
     def __init__(self, named, params, read, by_variable=False):
         self.state, self.unplaced, self.renamed = {}, [], 0
-        by_variable = {var: key for key, (var, _) in params.items()} if by_variable else None
+        key_of_variable = {var: key for key, (var, _) in params.items()}
         for name, tensor in named.items():
-            if by_variable is not None:
-                key = by_variable.get(name)
+            if by_variable:
+                key = key_of_variable.get(name)
             else:
                 key = name if name in params else renamed(name, params)
                 self.renamed += key is not None and key != name
