@@ -21,6 +21,26 @@ BLANK = "blank"  # class 0's tick label
 BAR, BLANK_BAR = "#4c72b0", "#8c8c8c"
 
 
+def text_fonts():
+    """Font families for labels that may hold Chinese characters: DejaVu Sans, matplotlib's
+    own, then Noto Sans CJK SC where the demo's pinned font is in the kit's cache
+    (matplotlib takes each glyph from the first family that has it); else DejaVu alone,
+    whose missing glyphs show as boxes."""
+    import logging
+
+    from matplotlib import font_manager
+
+    from .released_models import cached_cjk_font
+
+    path = cached_cjk_font()
+    if path is None:
+        return ["DejaVu Sans"]
+    if not any(f.fname == path for f in font_manager.fontManager.ttflist):
+        font_manager.fontManager.addfont(path)
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # the variable font's weights
+    return ["DejaVu Sans", "Noto Sans CJK SC"]
+
+
 class NoMatplotlib(KitError):
     """matplotlib is not installed in this Python: the chart is skipped with a note."""
 

@@ -207,6 +207,8 @@ def matrix_png(summary, pairs=MATRIX_PAIRS):
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
+    from . import chart
+
     top = summary["pairs"][:pairs]
     if not top:
         return None
@@ -227,8 +229,9 @@ def matrix_png(summary, pairs=MATRIX_PAIRS):
     index = {p["label_char"]: p["label_index"] for p in top}
     index.update((p["predicted_char"], p["predicted_index"]) for p in top)
     names = ["%s (%s)" % (shown(c), index_text(index[c])) for c in chars]
-    ax.set_xticks(range(len(chars)), names, rotation=90, fontsize=8)
-    ax.set_yticks(range(len(chars)), names, fontsize=8)
+    fonts = chart.text_fonts()
+    ax.set_xticks(range(len(chars)), names, rotation=90, fontsize=8, fontfamily=fonts)
+    ax.set_yticks(range(len(chars)), names, fontsize=8, fontfamily=fonts)
     for (r, c), v in np.ndenumerate(m):
         if v:
             ax.text(c, r, "%d" % v, ha="center", va="center", fontsize=7, color="white" if r != c else "black")

@@ -89,9 +89,19 @@ CJK_FONT = Released("manimgx-fonts-cjk==2026.9.26.post1", "manimgx_fonts_cjk-202
 CJK_FONT_SC = 2
 
 
+def cached_cjk_font():
+    """The path of the Noto Sans CJK collection if the kit's cache holds it (nothing fetched), else None."""
+    path = _cjk_font_path()
+    return path if os.path.isfile(path) else None
+
+
+def _cjk_font_path():
+    return os.path.join(cache_dir(), "fonts", CJK_FONT.sha256[:12], os.path.basename(CJK_FONT.model))
+
+
 def cjk_font(python=sys.executable, log=print):
     """The path of the Noto Sans CJK collection, unpacked once from its checked package."""
-    path = os.path.join(cache_dir(), "fonts", CJK_FONT.sha256[:12], os.path.basename(CJK_FONT.model))
+    path = _cjk_font_path()
     if not os.path.isfile(path):
         archive = downloaded(CJK_FONT, python, log)
         os.makedirs(os.path.dirname(path), exist_ok=True)
