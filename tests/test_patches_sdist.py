@@ -11,7 +11,8 @@ import upstream
 from kit_run import hermetic_env
 from conftest import SDIST_RELEASES
 from centerkit import KitError, patchfile, releases
-from centerkit.patch_queue import PatchQueue, sha256_file
+from centerkit.files import sha256 as sha256_file
+from centerkit.patch_queue import PatchQueue
 
 CASES = [
     pytest.param(rel, patch, id="%s-%s" % (rel.name, os.path.basename(patch)))

@@ -13,11 +13,13 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 
 import git
+
+from centerkit import released_models
+from centerkit.files import sha256
 
 KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("PPOCR_CENTER_KIT_CACHE") or os.path.join(
@@ -30,32 +32,12 @@ SDIST_PARTS = ("tools/", "ppocr/", "PKG-INFO")
 SPARSE_DIRS = ("ppocr", "tools", "configs")
 
 
-def sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def sdist_archive(release):
     """The verified sdist archive of a release (downloaded once into the cache)."""
     version = release.name.lstrip("v")
-    folder = os.path.join(CACHE, "sdists")
-    path = os.path.join(folder, "paddleocr-%s.tar.gz" % version)
-    if not (os.path.isfile(path) and sha256(path) == release.sdist_sha256):
-        os.makedirs(folder, exist_ok=True)
-        tmp = tempfile.mkdtemp(dir=folder)  # whole or not at all: test workers run side by side
-        try:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-                 "paddleocr==%s" % version, "-d", tmp],
-                check=True, stdout=subprocess.DEVNULL,
-            )
-            os.replace(os.path.join(tmp, os.path.basename(path)), path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    got = sha256(path)
-    if got != release.sdist_sha256:
-        raise AssertionError("%s: sha256 %s, pinned %s" % (path, got, release.sdist_sha256))
-    return path
+    pinned = released_models.Pinned("paddleocr==%s" % version, "paddleocr-%s.tar.gz" % version, release.sdist_sha256)
+    return released_models.downloaded(pinned, log=lambda line: None, folder=os.path.join(CACHE, "sdists"),
+                                      pip_args=("--no-binary", ":all:"))
 
 
 def sdist_tree(release, dest):

@@ -143,7 +143,7 @@ def cmd_confusions(a):
     opts = model_opts(a)
     section = "Eval" if data == "eval" else "Train"
     checked = preflight.check(tree, config, opts, section)
-    label_files = [dict(path=os.path.join(tree, f), sha256=confusions.sha256(os.path.join(tree, f)),
+    label_files = [dict(path=os.path.join(tree, f), sha256=files.sha256(os.path.join(tree, f)),
                         lines=export_script.count_lines(os.path.join(tree, f)))
                    for f in export_script.label_files(checked[section]["dataset"])]
     if baseline is not None and confusions.same_lines(baseline, label_files):

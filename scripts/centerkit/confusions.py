@@ -13,7 +13,6 @@ deletes the second.
 """
 
 import collections
-import hashlib
 import json
 import unicodedata
 
@@ -70,14 +69,6 @@ def shown(char):
     if unicodedata.category(char)[0] in "CZ" or unicodedata.combining(char):
         return "U+%04X" % ord(char)
     return char
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def output_paths(output):

@@ -81,3 +81,14 @@ def write_new(path, data, force):
     refuse_existing([path], force)
     with export_errors():
         export_script.write_files({path: data}, force)
+
+
+def sha256(path):
+    """The sha256 hex digest of a file, read in blocks (a large download is not read whole)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

