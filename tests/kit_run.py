@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+from centerkit import PREFIX
 from centerkit.make_commands import opts_text
 
 KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,7 +107,7 @@ def output_of(result):
 
 def error_lines(result):
     """The kit's own error lines (make adds its own `make: *** ...` line after them)."""
-    return [l for l in result.stderr.splitlines() if l.startswith(("ppocr-center-kit:", "export_center:"))]
+    return [l for l in result.stderr.splitlines() if l.startswith(PREFIX)]
 
 
 def recipe_exit(result):

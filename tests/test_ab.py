@@ -12,9 +12,11 @@ import time
 
 import pytest
 import yaml
+from scipy.stats import binomtest
 
 import tiny_data
 from centerkit.make_commands import opts_text
+from centerkit.paired_stats import verdict
 from centerkit.standin import noise_images
 from conftest import NEWEST
 from kit_run import git_status, helper_env, make, make_command
@@ -112,9 +114,20 @@ def test_make_ab_trains_both_arms_and_resumes(ab):
         assert os.path.isfile(runs[0]["checkpoint"] + ".pdparams")
     base = json.loads((out / "baseline" / "confusions.json").read_text())
     assert result["baseline"]["line_accuracy"] == base["line_accuracy"] and result["baseline"]["lines"] == 8
-    pooled = result["comparisons"]["center"]["pooled"]
-    assert pooled["pairs_of_lines"] == 8 and 0 <= pooled["mcnemar"]["p_value"] <= 1
-    assert result["comparisons"]["center"]["verdict"] and "verdict: CenterLoss" in r.stdout
+    # the comparison is of these two runs' lines: counted again here from their own files
+    right = {arm: json.loads(open(result["arms"][arm]["runs"][0]["confusions"]).read())["per_line"]["correct"]
+             for arm in ("control", "center")}
+    lost = sum(a and not b for a, b in zip(right["control"], right["center"]))
+    gained = sum(b and not a for a, b in zip(right["control"], right["center"]))
+    comparison = result["comparisons"]["center"]
+    pooled = comparison["pooled"]
+    assert pooled["pairs_of_lines"] == 8 and (pooled["mcnemar"]["lines_lost"], pooled["mcnemar"]["lines_gained"]) == (lost, gained)
+    expected_p = binomtest(gained, lost + gained, 0.5).pvalue if lost + gained else 1.0
+    assert pooled["mcnemar"]["p_value"] == pytest.approx(expected_p) == pooled["mcnemar"]["p_holm"]  # one comparison
+    assert (pooled["detectable_change"] is None) == (lost + gained == 0)
+    change = result["arms"]["center"]["line_accuracy"]["mean"] - result["arms"]["control"]["line_accuracy"]["mean"]
+    assert comparison["verdict"] == verdict(change, expected_p, pooled["cer_change"]["low"], pooled["cer_change"]["high"])
+    assert "verdict: CenterLoss %s" % comparison["verdict"] in r.stdout
 
     mtime = (out / "center-seed1" / "model" / "latest.pdparams").stat().st_mtime
     r = ab()

@@ -263,7 +263,7 @@ def test_full_disk_output_write(tmp_path, monkeypatch, where, existing):
 
 
 def test_full_disk_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
-    """Through the export script's main: exit code 2 and one `export_center: error:` line.
+    """Through the export script's main: exit code 2 and one `ppocr-center-kit: error:` line.
     Paddle and ppocr are not needed up to the write: run() is cut down to it."""
     data = tmp_path
     out = data / "centers.pkl"
@@ -283,7 +283,7 @@ def test_full_disk_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
     rc = ec.main(["-c", write(data, base_config(data)), "-o", "Export.output=%s" % out])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
-    assert err[0].startswith("export_center: error: cannot write %s: No space left on device" % out), err
+    assert err[0].startswith("ppocr-center-kit: error: cannot write %s: No space left on device" % out), err
     assert sorted(os.listdir(data)) == ["cfg.yml"]
 
 

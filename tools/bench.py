@@ -45,7 +45,7 @@ import time
 import numpy as np
 
 from centerkit import KIT_ROOT, LOSS_SOURCE, KitError, files, stock
-from centerkit.make_commands import make_command, make_export_command, opts_text
+from centerkit.make_commands import kit_line, make_command, make_export_command, opts_text
 from centerkit.export_script import export_script
 from centerkit.patch_queue import PatchQueue
 from centerkit.standin import make_standin, noise_images
@@ -169,7 +169,7 @@ def make_export(tree, config, ckpt, out, opts, **extra):
     r = subprocess.run([sys.executable, "-c", probe] + cmd, cwd=tree, capture_output=True, text=True)
     wall, rss_kib, rc = r.stdout.split()
     if int(rc):
-        raise SystemExit("bench: make export failed: %s" % r.stderr.strip().splitlines()[-1:])
+        raise SystemExit("bench: make export failed: %s" % kit_line(r.stderr))
     with open(files.report_path(out)) as f:
         report = json.load(f)
     return float(wall), report, int(rss_kib) / 1024.0
@@ -275,7 +275,7 @@ def confusions_loop(tree, config, ckpt, opts, work):
                        ENGINE="inference", OUTPUT=out, FORCE=1, OPTS=opts_text(opts))
     r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
     if r.returncode:
-        raise SystemExit("bench: make confusions failed: %s" % r.stderr.strip().splitlines()[-1:])
+        raise SystemExit("bench: make confusions failed: %s" % kit_line(r.stderr))
     with open(out, encoding="utf-8") as f:
         written = json.load(f)
     return written["seconds"] - written["seconds_convert"]

@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 from centerkit import KIT_ROOT, released_models
-from centerkit.make_commands import make_command, opts_text
+from centerkit.make_commands import kit_line, make_command, opts_text
 
 sys.path.insert(0, os.path.join(KIT_ROOT, "demo"))
 import real_lines  # noqa: E402
@@ -53,7 +53,7 @@ def bench_released(tree, images, work, cores):
                        OUTPUT=out, FORCE=1, OPTS=opts_text(opts))
     r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
     if r.returncode:
-        raise SystemExit("bench: make confusions on the released model failed: %s" % r.stderr.strip().splitlines()[-1:])
+        raise SystemExit("bench: make confusions on the released model failed: %s" % kit_line(r.stderr))
     with open(out, encoding="utf-8") as f:
         written = json.load(f)
     ours = written["seconds"] - written["seconds_convert"]

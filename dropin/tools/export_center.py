@@ -1465,10 +1465,10 @@ def main(argv=None):
 
         run(config, get_logger())
     except ExportError as e:
-        print("export_center: error: %s" % e, file=sys.stderr)
+        print("ppocr-center-kit: error: %s" % e, file=sys.stderr)  # the kit's one prefix, also from here
         return 2
     except KeyboardInterrupt:  # Ctrl-C: one line, not Paddle's frames (temp files are gone by now)
-        print("export_center: interrupted", file=sys.stderr)
+        print("ppocr-center-kit: interrupted", file=sys.stderr)
         return 130
     return 0
 

@@ -3,6 +3,7 @@ commands): here the kit's paths, KitError and the one-line error every entry poi
 
 import os
 
+PREFIX = "ppocr-center-kit:"  # of every line the kit and its children print for the user (the export child's too)
 KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PATCHES_DIR = os.path.join(KIT_ROOT, "patches")
 # dropin/ mirrors the tree: the files the patches put there, at the same paths

@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from . import KitError, dropins, files, preflight, train_cmd, train_progress
+from . import PREFIX, KitError, dropins, files, preflight, train_cmd, train_progress
 from .export_script import export_script as ec
 from .make_commands import make_command, opts_text
 from .supervise import interrupt_on_term, run_kit
@@ -60,7 +60,7 @@ def _run_logged(cmd, log_path, label, progress_log=None):
             rc = run_kit(cmd, stdout=log, stderr=subprocess.STDOUT)
     if rc:
         with open(log_path, encoding="utf-8", errors="replace") as f:
-            errors = [l for l in f.read().splitlines() if l.startswith(("ppocr-center-kit:", "export_center:"))]
+            errors = [l for l in f.read().splitlines() if l.startswith(PREFIX)]
         raise KitError("%s failed (exit %d%s); see %s" % (label, rc, ": " + errors[-1] if errors else "", log_path))
 
 

@@ -25,7 +25,7 @@ import sys
 
 from . import KitError, files, head_channels, patchfile, releases
 from .carry import Carry
-from .make_commands import make_command
+from .make_commands import kit_line, make_command
 from .patch_queue import PatchQueue
 from .tree import TreeLock, find_tree
 
@@ -86,9 +86,7 @@ def smoke(tree, python, tag):
     r = subprocess.run(make_command("smoke", tree, python), env=dict(os.environ, PADDLEOCR_VERSION=tag),
                        capture_output=True, text=True)
     if r.returncode:
-        lines = r.stderr.strip().splitlines()
-        last = ([l for l in lines if l.startswith("ppocr-center-kit:")] or lines or ["?"])[-1]  # not make's own line
-        raise KitError("make smoke failed on %s (%s); nothing was added to the table" % (tree, last))
+        raise KitError("make smoke failed on %s (%s); nothing was added to the table" % (tree, kit_line(r.stderr)))
     return r.stdout.strip().splitlines()[-1]
 
 

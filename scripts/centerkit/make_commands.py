@@ -4,7 +4,14 @@ other kit commands (make ab, make add-release, make smoke, make bench, the demo)
 import os
 import shlex
 
-from . import KIT_ROOT
+from . import KIT_ROOT, PREFIX
+
+
+def kit_line(output):
+    """The kit's own last line in a kit command's output (`ppocr-center-kit: ...`: its one-line
+    error), else the last line; make's own `make: *** [...] Error 2` names no fix."""
+    lines = output.strip().splitlines()
+    return ([l for l in lines if l.startswith(PREFIX)] or lines or ["no output"])[-1]
 
 
 def make_command(target, tree, python, **variables):
