@@ -39,7 +39,7 @@ TREE_ARG = --tree "$(PADDLEOCR)"
 KITTOOL  = $(KITPATH) "$(PYTHON)" "$(KIT)/tools/$(1)"
 
 .DEFAULT_GOAL := help
-.PHONY: help setup export check apply revert status refresh demo demo-ab test add-release inspect validate smoke bench train train-config ab confusions
+.PHONY: help setup version export check apply revert status refresh demo demo-ab test add-release inspect validate smoke bench train train-config ab confusions
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -119,6 +119,9 @@ apply: ## apply the series and leave it applied (until `make revert`)
 
 revert: ## restore every patched file byte-for-byte (also after a killed run)
 	@$(KITPY) revert $(TREE_ARG)
+
+version: ## the kit's version, and each release's series with the sha256 reports record
+	@$(KITPY) version
 
 status: ## release, series, and whether the patches are applied or a run is open
 	@$(KITPY) status $(TREE_ARG)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import tiny_data
-from centerkit import KitError, released_models
+from centerkit import VERSION, KitError, patchfile, released_models
 from conftest import NEWEST
 from kit_run import KIT, git_status, helper_env
 
@@ -49,6 +49,7 @@ def test_demo_exports_counts_confusions_and_runs_an_ab(tree_of, tmp_path):
     assert report["dictionary_size"] == 6625 and report["weights_loaded"]["kind"] == "inference model"
     confusions = json.loads((out / "confusions.json").read_text())
     assert confusions["lines"] == 6 and confusions["weights_loaded"]["form"] == "re-parameterised"
+    assert confusions["kit_version"] == VERSION and confusions["series_sha256"] == patchfile.series_digest(confusions["series"])
     assert "line accuracy" in r.stdout and "verdict: CenterLoss" in r.stdout
     ab = json.loads((out / "ab-runs1" / "ab.json").read_text())
     assert ab["baseline"]["line_accuracy"] == confusions["line_accuracy"]  # the same model, the same Eval lines

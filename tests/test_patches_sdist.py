@@ -111,3 +111,19 @@ def test_a_broken_context_line_fails_the_checks(rel, patch, tmp_path):
     with pytest.raises(KitError, match="do not apply"):
         q.apply(rel.name)
     assert not os.path.exists(q.state)
+
+
+def test_make_version_names_the_kit_and_each_series_digest(tmp_path):
+    from centerkit import VERSION, releases
+    from kit_run import make
+
+    r = make("version", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "ppocr-center-kit %s" % VERSION and VERSION.count(".") == 2
+    table = releases.load_table()
+    assert [l.split()[0] for l in lines[1:]] == [t.name for t in table]
+    for line, release in zip(lines[1:], table):
+        assert line.split()[2:] == [release.series, patchfile.series_digest(release.series)]
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "CHANGELOG.md")) as f:
+        assert "## [%s]" % VERSION in f.read()  # every version cut is in the changelog

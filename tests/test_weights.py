@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tiny_data
+from centerkit import VERSION, patchfile
 from conftest import NEWEST
 import kit_run
 from kit_run import error_lines, git_status, output_of, recipe_exit
@@ -55,6 +56,7 @@ def test_every_weight_source_is_named_and_checked(setup, tmp_path):
         assert r.returncode == 0, output_of(r)
         path = student if source.startswith("Arch") else ckpt
         assert (report["weights_source"], report["checkpoint"]) == (source, path)
+        assert report["kit_version"] == VERSION and report["series_sha256"] == patchfile.series_digest(report["series"])
         log = r.stdout + r.stderr
         assert "weights: %s (%s)" % (path, source) in log
         assert (WARNING in log) == warned, log[-3000:]

@@ -106,6 +106,8 @@ def recognise(ec, config, logger):
     meta = dict(model=name, weights=weights.path, weights_source=weights.source,
                 weights_loaded=loaded, engine=forward.engine_used(),
                 release=os.environ.get("PADDLEOCR_RELEASE"), data=config["Export"]["data"],
+                series=os.environ.get("PPOCR_CENTER_KIT_SERIES"), series_sha256=os.environ.get("PPOCR_CENTER_KIT_SERIES_SHA256"),
+                kit_version=os.environ.get("PPOCR_CENTER_KIT_VERSION"),
                 seconds=round(time.perf_counter() - start, 3), seconds_convert=round(forward.convert_seconds, 3),
                 dictionary=list(decode.character),
                 lines_read=[[f, n] for f, n in data.sources])

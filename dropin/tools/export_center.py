@@ -1422,6 +1422,7 @@ def write_centers(config, acc, dict_chars, run_info, logger):
                 mode=config["Export"]["mode"], engine=run_info["engine"], engine_agreement=run_info["engine_agreement"],
                 engine_fallback=config["Export"].get("engine_fallback"), release=os.environ.get("PADDLEOCR_RELEASE"),
                 series=os.environ.get("PPOCR_CENTER_KIT_SERIES"),  # the kit's choice; proven: a release its table lists
+                series_sha256=os.environ.get("PPOCR_CENTER_KIT_SERIES_SHA256"), kit_version=os.environ.get("PPOCR_CENTER_KIT_VERSION"),
                 release_proven={"1": True, "0": False}.get(os.environ.get("PPOCR_CENTER_KIT_RELEASE_PROVEN")),
                 seconds=run_info["timing"]["loop"], seconds_by_part=run_info["timing"], output=out,
                 lines_read_per_label_file=run_info["lines_read"])

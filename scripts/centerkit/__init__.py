@@ -8,6 +8,8 @@ KIT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 PATCHES_DIR = os.path.join(KIT_ROOT, "patches")
 # dropin/ mirrors the tree: the files the patches put there, at the same paths
 DROPIN_DIR = os.path.join(KIT_ROOT, "dropin")
+with open(os.path.join(KIT_ROOT, "VERSION"), encoding="utf-8") as _f:
+    VERSION = _f.read().strip()  # the kit's version (CHANGELOG.md); every report records it
 LOSS_SOURCE = os.path.join(DROPIN_DIR, "ppocr", "losses", "kit_center_loss.py")  # the training loss
 
 

@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from . import PREFIX, KitError, dropins, files, preflight, train_cmd, train_progress
+from . import PREFIX, VERSION, KitError, dropins, files, preflight, train_cmd, train_progress
 from .export_script import export_script as ec
 from .make_commands import make_command, opts_text
 from .supervise import interrupt_on_term, run_kit
@@ -164,6 +164,7 @@ def cmd_ab(a):
             plan.confusions(checkpoint, folder, label)
         runs[arm].append({"seed": seed, "checkpoint": checkpoint, "confusions": done})
     result = summarize(runs, baseline, TOP_PAIRS)
+    result["kit_version"] = VERSION
     result["settings"] = dict(config=plan.config, checkpoint=plan.checkpoint, centers=plan.centers,
                               center_weights={arm: w or "the derived config's" for arm, w in plan.weights.items()},
                               epochs=plan.epochs or "the config's",

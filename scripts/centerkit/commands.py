@@ -8,7 +8,7 @@ import shutil
 import sys
 import tempfile
 
-from . import KIT_ROOT, KitError, files, flag, run_tool
+from . import KIT_ROOT, VERSION, KitError, files, flag, releases, run_tool
 from . import chart, confusions, engine_rerun, patchfile, preflight
 from .export_script import export_script
 from .patch_queue import PatchQueue, read_manifest
@@ -19,6 +19,16 @@ from . import ab, add_release, train_cmd
 from .ab import cmd_ab  # noqa: F401 (main dispatches on the command's name)
 from .train_cmd import cmd_train  # noqa: F401
 from .add_release import cmd_add_release  # noqa: F401
+
+
+def cmd_version(a):
+    """make version: the kit's version, and per release of the table its series and the
+    sha256 its reports record (series_sha256)."""
+    print("ppocr-center-kit %s" % VERSION)
+    digests = {s: patchfile.series_digest(s) for s in patchfile.all_series()}
+    for release in releases.load_table():
+        print("  %-8s series %-5s %s" % (release.name, release.series, digests[release.series]))
+    return 0
 
 
 def cmd_status(a):
@@ -218,6 +228,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="centerkit")
     p.add_argument("--invoked-from", default=os.getcwd())
     sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("version")
     for name in ("status", "check", "apply", "revert", "export"):
         s = sub.add_parser(name)
         s.add_argument("--tree", default="")

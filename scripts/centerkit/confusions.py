@@ -111,7 +111,8 @@ def summarize(recognised, label_files, centers=None):
         metric=recognised["metric"],
         alignment="rapidfuzz.distance.Levenshtein.editops(label, prediction) on the strings RecMetric compares",
         per_line=dict(correct=[bool(l["correct"]) for l in lines], edits=counts.distances, label_chars=counts.label_chars),
-        **{k: recognised.get(k) for k in ("data", "model", "weights", "weights_source", "weights_loaded", "engine", "release", "seconds",
+        **{k: recognised.get(k) for k in ("data", "model", "weights", "weights_source", "weights_loaded", "engine", "release",
+                                          "series", "series_sha256", "kit_version", "seconds",
                                           "seconds_convert")},
     )
 

@@ -5,7 +5,8 @@ import os
 import shlex
 import sys
 
-from . import engine_rerun
+from . import VERSION, engine_rerun
+from .patchfile import series_digest
 from .patch_queue import PatchQueue
 from .supervise import interrupt_on_term, run_child
 from .tree import TreeLock
@@ -26,6 +27,8 @@ def run_patched(tree, cmd, outputs=(), env=None):
         try:
             with q.applied(version, outputs=list(outputs)), engine_rerun.engine_state(tree) as state:
                 child_env = dict(os.environ, PADDLEOCR_RELEASE=str(version), PPOCR_CENTER_KIT_SERIES=q.series,
+                                 PPOCR_CENTER_KIT_SERIES_SHA256=series_digest(q.series),
+                                 PPOCR_CENTER_KIT_VERSION=VERSION,
                                  PPOCR_CENTER_KIT_RELEASE_PROVEN="1" if q.proven else "0", **env, **state)
                 rc = _run(cmd, env, tree, child_env)
                 crash = engine_rerun.crash_of(state, rc)

@@ -120,6 +120,18 @@ def replacement_diff(path, old, new):
     )
 
 
+def series_digest(series):
+    """sha256 of the series' patch files, their bytes one after the other in series order:
+    what a report records, so that a centers file says which patches produced it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in series_patches(series):
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
 def all_series():
     return sorted(
         d for d in os.listdir(PATCHES_DIR) if os.path.isfile(os.path.join(PATCHES_DIR, d, "series"))
