@@ -107,7 +107,7 @@ def kit_copy(dest):
     """A copy of the kit (what make add-release writes to: patches/ and the table), so the
     test never edits the kit's own patches."""
     os.makedirs(dest)
-    keep = ("Makefile", "requirements.txt", "scripts", "patches", "dropin", "tools", "configs")
+    keep = ("Makefile", "VERSION", "requirements.txt", "scripts", "patches", "dropin", "tools", "configs")
     for name in keep:
         src = os.path.join(KIT, name)
         if os.path.isdir(src):
