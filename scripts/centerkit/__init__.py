@@ -43,17 +43,19 @@ class KitError(Exception):
 
 
 class export_errors:
-    """`with export_errors():` turns the drop-in export script's ExportError (its one-line
-    errors: it cannot import the kit, so it has its own class) into KitError, for the kit's
-    code that calls the script's functions: the one place the two meet."""
+    """`with export_errors():` turns the drop-ins' one-line errors (the export script's
+    ExportError, kit_inference_model's InferenceModelError: they cannot import the kit, so
+    they have their own classes) into KitError, for the kit's code that calls their
+    functions: the one place they meet."""
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, value, tb):
+        from .dropins import inference_model
         from .export_script import export_script
 
-        if kind is not None and issubclass(kind, export_script.ExportError):
+        if kind is not None and issubclass(kind, (export_script.ExportError, inference_model.InferenceModelError)):
             raise KitError(str(value)) from None
         return False
 

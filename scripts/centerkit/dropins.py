@@ -8,7 +8,7 @@ them imports Paddle until it runs something.
 import importlib.util
 import os
 
-from . import DROPIN_DIR, KitError
+from . import DROPIN_DIR, export_errors
 
 
 def load(relative):
@@ -27,10 +27,8 @@ def check_weights(path, source="CHECKPOINT"):
     """'checkpoint' or 'inference' for the weights at path (absolute), an inference model's
     files read as the export will read them (program, tensors, .info): else the one-line
     KitError, before Paddle starts."""
-    try:
+    with export_errors():
         kind = inference_model.weights_kind(path, source)
         if kind == "inference":
             inference_model.InferenceModel(inference_model.inference_prefix(path))
         return kind
-    except inference_model.InferenceModelError as e:
-        raise KitError(str(e)) from None
