@@ -732,7 +732,7 @@ def load_weights(model, net, weights, sample_shape):
                              by_variable=by_variable)
     if not placed.complete():
         raise ExportError(placed.problem("inference model %s" % inference.prefix, form, by_variable))
-    return dict(loaded(net, placed, form), kind="inference model", program=os.path.basename(inference.program),
+    return dict(set_placed(net, placed, form), kind="inference model", program=os.path.basename(inference.program),
                 names=".pdiparams.info" if not by_variable else "program")
 
 
@@ -757,13 +757,13 @@ def load_checkpoint(model, target, base, sample_shape):
     # also holds them, untrained, and would fit the training layout
     placed, form = kim.place(model, target, params, lambda layer: read_parameters(layer, sample_shape()))
     if placed.state and placed.complete():
-        return dict(loaded(target, placed, form), kind="checkpoint")
+        return dict(set_placed(target, placed, form), kind="checkpoint")
     raise ExportError(
         "checkpoint %s does not fit this config (%d of %d parameters missing or of another "
         "shape, e.g. %s); pass the checkpoint trained with this config" % (base, len(bad), len(state), bad[0]))
 
 
-def loaded(net, placed, form):
+def set_placed(net, placed, form):
     """Set the placed tensors (cast to the model's dtypes); the report's account of them.
     What no inference model holds (a MultiHead's NRTR/SAR head, which inference never runs)
     is named: absent and not read."""
