@@ -44,7 +44,7 @@ import time
 
 import numpy as np
 
-from centerkit import KIT_ROOT, LOSS_SOURCE, KitError, files, stock
+from centerkit import KIT_ROOT, LOSS_SOURCE, KitError, files, run_tool, stock
 from centerkit.make_commands import kit_line, make_command, make_export_command, opts_text
 from centerkit.export_script import export_script
 from centerkit.patch_queue import PatchQueue
@@ -145,7 +145,7 @@ def bench_loss(tree, loss_classes=LOSS_CLASSES):
             cmd = [sys.executable, os.path.abspath(__file__), "--loss-step", kind, "--classes", str(classes), "--tree", tree]
             r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
             if r.returncode:
-                raise SystemExit("bench: the %s loss step failed: %s" % (kind, r.stderr.strip()[-2000:]))
+                raise KitError("bench: the %s loss step failed: %s" % (kind, r.stderr.strip()[-2000:]))
             results[kind, classes] = [float(x) for x in r.stdout.split()[-2:]]
         (um, ut), (km, kt) = results["upstream", classes], results["kit", classes]
         print("loss        C=%d B=%d T=%d D=%d: upstream CenterLoss %.0f MiB %.0f ms, ours %.1f MiB %.1f ms "
@@ -169,7 +169,7 @@ def make_export(tree, config, ckpt, out, opts, **extra):
     r = subprocess.run([sys.executable, "-c", probe] + cmd, cwd=tree, capture_output=True, text=True)
     wall, rss_kib, rc = r.stdout.split()
     if int(rc):
-        raise SystemExit("bench: make export failed: %s" % kit_line(r.stderr))
+        raise KitError("bench: make export failed: %s" % kit_line(r.stderr))
     with open(files.report_path(out)) as f:
         report = json.load(f)
     return float(wall), report, int(rss_kib) / 1024.0
@@ -240,7 +240,7 @@ def bench_e2e(tree, config, images, work):
     for engine in ("dygraph", "inference"):
         _, report, _ = make_export(tree, config, ckpt, os.path.join(work, "svtr_%s.pkl" % engine), opts, ENGINE=engine)
         if report["engine"] != engine:
-            raise SystemExit("bench: ENGINE=%s exported with %s" % (engine, report["engine"]))
+            raise KitError("bench: ENGINE=%s exported with %s" % (engine, report["engine"]))
         parts[engine] = report["seconds_by_part"]
     ours = parts["dygraph"]["loop"]
     inference = parts["inference"]["loop"] - parts["inference"]["convert"]
@@ -253,7 +253,7 @@ def bench_e2e(tree, config, images, work):
                    "--ckpt", ckpt, "--opts", json.dumps(opts)]
             r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
             if r.returncode:
-                raise SystemExit("bench: the %s loop failed: %s" % (kind, r.stderr.strip()[-2000:]))
+                raise KitError("bench: the %s loop failed: %s" % (kind, r.stderr.strip()[-2000:]))
             loops[kind] = float(r.stdout.split()[-1])
     print("end to end  %d images of %s: ours %.1f s (ENGINE=dygraph), %.1f s + %.1f s conversion (ENGINE=inference), "
           "manual recipe %.1f s, bare Student forward %.1f s"
@@ -275,7 +275,7 @@ def confusions_loop(tree, config, ckpt, opts, work):
                        ENGINE="inference", OUTPUT=out, FORCE=1, OPTS=opts_text(opts))
     r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
     if r.returncode:
-        raise SystemExit("bench: make confusions failed: %s" % kit_line(r.stderr))
+        raise KitError("bench: make confusions failed: %s" % kit_line(r.stderr))
     with open(out, encoding="utf-8") as f:
         written = json.load(f)
     return written["seconds"] - written["seconds_convert"]
@@ -301,7 +301,7 @@ def bench_memory_and_nproc(tree, work):
     return rss10k / rss1k, wall1 / wall2
 
 
-def main():
+def main(argv):
     p = tool_arguments(__doc__)
     p.add_argument("--images", type=int, default=64, help="images for the SVTRv2 end-to-end run")
     p.add_argument("--config", default="", help="distillation config (default: the tree's SVTRv2 one)")
@@ -313,28 +313,25 @@ def main():
     p.add_argument("--loss-classes", default="", help="dictionary sizes of the loss part (default %s)"
                    % ",".join(map(str, LOSS_CLASSES)))
     p.add_argument("--only", default="", help="comma list of parts: %s (default all)" % ",".join(PARTS))
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.loss_step:
         print("%f %f" % loss_step(a.loss_step, a.classes, a.tree))
-        return
+        return 0
     if a.loop:
         sys.path.insert(0, os.getcwd())
         print(loop_in_patched_tree(a.loop, a.config, a.ckpt, json.loads(a.opts)))
-        return
-    try:
-        tree = find_tree(a.tree, a.invoked_from)
-    except KitError as e:
-        raise SystemExit("ppocr-center-kit: error: %s" % e)
+        return 0
+    tree = find_tree(a.tree, a.invoked_from)
     os.chdir(tree)
     sys.path.insert(0, tree)
     interrupt_on_term()  # like Ctrl-C: the series is reverted on the way out
     config = a.config or next((c for c in SVTRV2_DISTILL if os.path.isfile(os.path.join(tree, c))), None)
     if config is None:
-        raise SystemExit("bench: this tree has no SVTRv2 distillation config; pass BENCH_CONFIG=<config>")
+        raise KitError("bench: this tree has no SVTRv2 distillation config; pass BENCH_CONFIG=<config>")
     parts = set((a.only or ",".join(PARTS)).split(","))
     if not parts <= set(PARTS):
-        raise SystemExit("bench: BENCH_ONLY=%s: unknown part %s; choose from %s"
-                         % (a.only, ", ".join(sorted(parts - set(PARTS))), ",".join(PARTS)))
+        raise KitError("bench: BENCH_ONLY=%s: unknown part %s; choose from %s"
+                       % (a.only, ", ".join(sorted(parts - set(PARTS))), ",".join(PARTS)))
     nan = float("nan")
     speedup = vs_recipe = vs_floor = inference_vs_floor = convert = confusions = mem = nproc = loss_mem = loss_speed = nan
     released = nan
@@ -356,7 +353,8 @@ def main():
           "loss_mem_ratio=%.1f loss_speedup=%.1f released_vs_predict_rec=%.2f"
           % (speedup, vs_recipe, vs_floor, inference_vs_floor, convert, confusions, mem, nproc, loss_mem, loss_speed,
              released))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_tool(main, sys.argv[1:]))

@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 
-from centerkit import KIT_ROOT, released_models
+from centerkit import KIT_ROOT, KitError, released_models
 from centerkit.make_commands import kit_line, make_command, opts_text
 
 sys.path.insert(0, os.path.join(KIT_ROOT, "demo"))
@@ -53,7 +53,7 @@ def bench_released(tree, images, work, cores):
                        OUTPUT=out, FORCE=1, OPTS=opts_text(opts))
     r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
     if r.returncode:
-        raise SystemExit("bench: make confusions on the released model failed: %s" % kit_line(r.stderr))
+        raise KitError("bench: make confusions on the released model failed: %s" % kit_line(r.stderr))
     with open(out, encoding="utf-8") as f:
         written = json.load(f)
     ours = written["seconds"] - written["seconds_convert"]
@@ -62,7 +62,7 @@ def bench_released(tree, images, work, cores):
            "--cpu_threads=%d" % cores]
     r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True)
     if r.returncode:
-        raise SystemExit("bench: upstream's TextRecognizer failed: %s" % r.stderr.strip()[-2000:])
+        raise KitError("bench: upstream's TextRecognizer failed: %s" % r.stderr.strip()[-2000:])
     upstream = float(r.stdout.split()[-1])
     print("released    %d rendered lines, PP-OCRv4 mobile (inference model): make confusions ENGINE=inference %.2f s "
           "(%.0f lines/s, line accuracy %.3f), upstream predict_rec.py's TextRecognizer %.2f s (%.0f lines/s)"

@@ -166,7 +166,7 @@ def main(argv=None):
                 os.unlink(out + ".rank%d" % r)
         ec.write_files({out: json.dumps(scored(ec, config, rows, meta), ensure_ascii=False).encode()}, True)
     except ec.ExportError as e:
-        print("ppocr-center-kit: error: %s" % e, file=sys.stderr)
+        ec.print_error(str(e))
         return 2
     return 0
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from centerkit import KIT_ROOT, KitError, files, pkl_format, run_tool
+from centerkit import KIT_ROOT, KitError, files, github, pkl_format, run_tool
 from centerkit.make_commands import make_export_command
 from centerkit.standin import make_standin, noise_images
 from centerkit.tree import find_tree, tool_arguments
@@ -48,6 +48,8 @@ def smoke(argv):
                        % (sorted(got), width, (report["images_seen"], report["images_used"]), want))
     print("ok: smoke export on %s (release %s): %d center of width %d, clone unchanged"
           % (tree, report.get("release"), len(got), width))
+    github.publish("smoke", github.made_on(report["release"], report["series"], report["series_sha256"]),
+                   [("result", "1 center of width %d, clone unchanged" % width)])
     return 0
 
 

@@ -66,6 +66,16 @@ class ExportError(Exception):
     """A problem the user can fix; reported as one line, exit code 2."""
 
 
+def print_error(message):
+    """The kit's one error line (the kit's centerkit.print_error, which this script cannot
+    import): on stderr, and under GitHub Actions also as an ::error workflow command, escaped
+    as the runner unescapes it (centerkit.github.annotation; a kit test checks they agree)."""
+    print("ppocr-center-kit: error: %s" % message, file=sys.stderr, flush=True)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        print("::error title=ppocr-center-kit::%s" % escaped, flush=True)
+
+
 # ---------------------------------------------------------------------------------------
 # Options, PaddleOCR's way: -c CONFIG -o Key.sub=value ...
 # ---------------------------------------------------------------------------------------
@@ -1466,7 +1476,7 @@ def main(argv=None):
 
         run(config, get_logger())
     except ExportError as e:
-        print("ppocr-center-kit: error: %s" % e, file=sys.stderr)  # the kit's one prefix, also from here
+        print_error(str(e))
         return 2
     except KeyboardInterrupt:  # Ctrl-C: one line, not Paddle's frames (temp files are gone by now)
         print("ppocr-center-kit: interrupted", file=sys.stderr)

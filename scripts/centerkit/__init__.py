@@ -28,11 +28,22 @@ def require_kit_modules():
 
     missing = [pip for module, pip in KIT_MODULES if importlib.util.find_spec(module) is None]
     if missing:
-        print('ppocr-center-kit: error: %s lacks %s, which the kit needs; run "%s" -m pip install -r %s '
-              "(or pass PYTHON=<a Python that has them>)"
-              % (sys.executable, ", ".join(missing), sys.executable, os.path.join(KIT_ROOT, "requirements.txt")),
-              file=sys.stderr)
+        print_error('%s lacks %s, which the kit needs; run "%s" -m pip install -r %s (or pass PYTHON=<a Python that '
+                    "has them>)" % (sys.executable, ", ".join(missing), sys.executable,
+                                    os.path.join(KIT_ROOT, "requirements.txt")))
         raise SystemExit(2)
+
+
+def print_error(message):
+    """The kit's one error line, on stderr (and under GitHub Actions also as an annotation:
+    centerkit.github). Every entry point's errors come here; the drop-ins, which cannot
+    import the kit, print theirs the same way (export_center.py's print_error)."""
+    import sys
+
+    from . import github
+
+    print("%s error: %s" % (PREFIX, message), file=sys.stderr, flush=True)
+    github.error(message)
 
 
 require_kit_modules()
@@ -76,7 +87,7 @@ def run_tool(command, argv):
     try:
         return command(argv)
     except (KitError, export_script.ExportError) as e:
-        print("ppocr-center-kit: error: %s" % e, file=sys.stderr)
+        print_error(str(e))
         return 2
     except KeyboardInterrupt:
         print("ppocr-center-kit: interrupted", file=sys.stderr)

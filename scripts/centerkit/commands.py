@@ -9,7 +9,7 @@ import sys
 import tempfile
 
 from . import KIT_ROOT, VERSION, KitError, files, flag, releases, run_tool
-from . import chart, confusions, engine_rerun, patchfile, preflight
+from . import chart, confusions, engine_rerun, github, patchfile, preflight
 from .export_script import export_script
 from .patch_queue import PatchQueue, read_manifest
 from .patched_run import report_kept_edits, run_patched
@@ -69,6 +69,7 @@ def cmd_check(a):
         raise KitError("the %s series does not apply cleanly to %s (%s: %s); %s" % (q.series, tree, status, "; ".join(detail), q.advice(version)))
     print("ok: PaddleOCR %s, series %s applies cleanly (%s)%s" % (version, q.series, ", ".join(os.path.basename(p) for p in q.patches),
                                                                  "" if q.proven else "; this release is not yet proven by the kit's tests"))
+    github.publish("check", github.made_on(version, q.series), [("proven", q.proven)])
     return 0
 
 
@@ -136,6 +137,11 @@ def cmd_export(a):
     rc = run_patched(tree, cmd, outputs=[output, report, samples_png], env=launch_env)
     if rc == 0:
         chart.write_of_report(report, samples_png, a.force)
+        with open(report, encoding="utf-8") as f:
+            r = json.load(f)
+        github.publish("export", dict(path=output, **github.made_on(r["release"], r["series"], r["series_sha256"])),
+                       [("characters with a center", "%d of %d" % (r["characters_with_center"], r["dictionary_size"] - 1)),
+                        ("images used", "%d of %d" % (r["images_used"], r["images_seen"])), ("engine", r["engine"])])
     return rc
 
 
@@ -183,6 +189,11 @@ def cmd_confusions(a):
     files.write_new(json_path, confusions.to_json(summary), a.force)  # last: the run's result
     print(text)
     print("wrote %s, %s%s" % (json_path, tsv_path, ", " + png_path if matrix is not None else " (no substitutions: no matrix)"))
+    github.publish("confusions", dict(path=json_path, **{"line-accuracy": "%.4f" % summary["line_accuracy"],
+                                                         "cer": "%.4f" % summary["char_error_rate"]},
+                                      **github.made_on(summary["release"], summary["series"], summary["series_sha256"])),
+                   [("lines", summary["lines"])] + [("top confusion", "%s -> %s (%d)" % (p["label_char"], p["predicted_char"], p["count"]))
+                                                    for p in summary["pairs"][:3]])
     return 0
 
 

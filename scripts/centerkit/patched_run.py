@@ -5,7 +5,7 @@ import os
 import shlex
 import sys
 
-from . import VERSION, engine_rerun
+from . import VERSION, engine_rerun, print_error
 from .patchfile import series_digest
 from .patch_queue import PatchQueue
 from .supervise import interrupt_on_term, run_child
@@ -33,7 +33,7 @@ def run_patched(tree, cmd, outputs=(), env=None):
                 rc = _run(cmd, env, tree, child_env)
                 crash = engine_rerun.crash_of(state, rc)
                 if crash and crash.wanted == "inference":
-                    print("ppocr-center-kit: error: %s" % engine_rerun.refusal(crash), file=sys.stderr, flush=True)
+                    print_error(engine_rerun.refusal(crash))
                 elif crash:
                     print(engine_rerun.rerun_line(crash), file=sys.stderr, flush=True)
                     rc = _run(cmd + engine_rerun.dygraph_opts(crash), env, tree, child_env)
