@@ -48,10 +48,10 @@ help: ## this list
 	@echo "    make -f <kit>/Makefile export CONFIG=configs/rec/PP-OCRv5/PP-OCRv5_mobile_rec.yml CHECKPOINT=output/PP-OCRv5_mobile_rec/best_accuracy"
 	@echo ""
 	@echo "  variables, with their defaults (paths relative to the folder make runs in; CONFIG also to the clone):"
-	@echo "    CONFIG=                 required: the training config (export, train, train-config, validate)"
+	@echo "    CONFIG=                 required: the training config (export, confusions, train, train-config, ab, validate)"
 	@echo "    CHECKPOINT=             weights, path without .pdparams (export: else the config's Global.checkpoints,"
 	@echo "                            then Global.pretrained_model, then the sub-model's pretrained)"
-	@echo "    MODEL=Student           Distillation sub-model (train: a comma list, e.g. Student,Teacher)"
+	@echo "    MODEL=Student           Distillation sub-model (train: a comma list, e.g. Student,Teacher; refused on a single model)"
 	@echo "    MODE=eval               export: eval, or train (the stock script's semantics)"
 	@echo "    ENGINE=auto             export: auto, inference or dygraph"
 	@echo "    OUTPUT=train_center.pkl export: the pkl; its report and chart go beside it"
@@ -129,8 +129,8 @@ status: ## release, series, and whether the patches are applied or a run is open
 add-release: ## maintainers: prove a new PaddleOCR release on its tree, add it to patches/releases.tsv: TAG=vX.Y.Z [PADDLEOCR= SDIST_SHA256=]
 	@$(KITPY) add_release $(TREE_ARG) --tag "$(TAG)" --sdist-sha256 "$(SDIST_SHA256)" --python "$(PYTHON)"
 
-refresh: ## regenerate the patches' diffs of the kit's dropin/ files
-	@$(KITPY) refresh
+refresh: ## regenerate the patches from dropin/; PADDLEOCR=<clone after make apply, edited>: its edits too (quilt refresh)
+	@$(KITPY) refresh --tree "$(PADDLEOCR)"
 
 inspect: ## print a centers pkl's report, chart its samples per class: CENTERS= [DICT= FORCE=1]
 	@$(call KITTOOL,inspect_centers.py) "$(CENTERS)" --dict "$(DICT)" --force "$(FORCE)"

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from centerkit.export_script import export_script as ec
+from centerkit.dropins import kit_export
 
 CLASSES, STEPS, WIDTH = 7, 5, 3
 
@@ -21,7 +21,7 @@ def sample(i):
 
 
 def accumulate(indices, batch_size):
-    acc = ec.CenterAccumulator(CLASSES, WIDTH)
+    acc = kit_export.center_math.CenterAccumulator(CLASSES, WIDTH)
     for start in range(0, len(indices), batch_size):
         feats, idx, keep = zip(*(sample(i) for i in indices[start:start + batch_size]))
         acc.update(np.stack(feats), np.stack(idx), np.array(keep))
@@ -35,8 +35,8 @@ def main(num_samples, batch_size, out):
     paddle.set_device("cpu")
     dist.init_parallel_env()
     rank, world = dist.get_rank(), dist.get_world_size()
-    acc = accumulate(ec.shard_indices(num_samples, rank, world), batch_size)
-    ec.all_reduce_accumulator(acc)
+    acc = accumulate(kit_export.center_math.shard_indices(num_samples, rank, world), batch_size)
+    kit_export.center_math.all_reduce_accumulator(acc)
     if rank == 0:
         with open(out, "wb") as f:
             pickle.dump((world, acc.images_seen, acc.images_used, acc.centers()), f)

@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 
@@ -135,3 +136,17 @@ def git_status(tree):
     ignored (bytecode under an upstream .gitignore)."""
     return subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=tree, capture_output=True, text=True,
                           check=True).stdout
+
+
+def kit_copy(dest):
+    """A copy of the kit (what make add-release writes to: patches/ and the table), so the
+    test never edits the kit's own patches."""
+    os.makedirs(dest)
+    keep = ("Makefile", "VERSION", "requirements.txt", "scripts", "patches", "dropin", "tools", "configs")
+    for name in keep:
+        src = os.path.join(KIT, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, os.path.join(dest, name), ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, os.path.join(dest, name))
+    return dest

@@ -19,7 +19,7 @@ import yaml
 import release_envs
 import tiny_data
 from centerkit import VERSION, github, patchfile
-from centerkit.export_script import export_script
+from centerkit.dropins import kit_export
 from centerkit.make_commands import opts_text
 from conftest import NEWEST, TABLE
 from kit_run import KIT, git_status, hermetic_env
@@ -159,14 +159,14 @@ def test_the_export_child_annotates_as_the_kit_does(message, monkeypatch, capsys
 
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    export_script.print_error(message)
+    kit_export.errors.print_error(message)
     child = capsys.readouterr()
     centerkit.print_error(message)
     kit = capsys.readouterr()
     assert (child.out, child.err) == (kit.out, kit.err)
     assert kit.out == github.annotation(message) + "\n" and kit.out.count("\n") == 1
     monkeypatch.setenv("GITHUB_ACTIONS", "false")
-    export_script.print_error(message)
+    kit_export.errors.print_error(message)
     assert capsys.readouterr().out == ""
 
 

@@ -4,6 +4,7 @@ The tree is the real sdist (tools/, ppocr/) of the newest release that has one, 
 import errno
 import importlib.util
 import os
+import pickle
 import shutil
 import stat
 import subprocess
@@ -11,14 +12,15 @@ import sys
 import tempfile
 import types
 
+import numpy as np
 import pytest
 import yaml
 
 import upstream
 from conftest import NEWEST, SDIST_RELEASES, TABLE, first_of
 from kit_run import KIT, error_lines, git_status, make, recipe_exit, snapshot
-from centerkit import LOSS_SOURCE, KitError, patchfile
-from centerkit.export_script import export_script as ec
+from centerkit import LOSS_SOURCE, KitError, kit_requirements, patchfile
+from centerkit.dropins import kit_export
 from centerkit.patch_queue import PatchQueue, read_manifest
 from centerkit.tree import TreeLock
 
@@ -93,6 +95,8 @@ CASES = {
     "not a rec model": (lambda d: write(d, dict(base_config(d), Architecture=dict(base_config(d)["Architecture"], model_type="det"))), {}, ["model_type", "'rec'"]),
     "no CTC head": (lambda d: write(d, dict(base_config(d), Architecture=dict(base_config(d)["Architecture"], Head={"name": "AttentionHead"}))), {}, ["AttentionHead", "CTC"]),
     "unknown MODEL": (lambda d: write(d, distill_config(d)), {"MODEL": "Pupil"}, ["Pupil", "choose one of", "Teacher", "Student"]),
+    # as make train refuses it (test_train_configs): a MODEL= the export would silently ignore
+    "MODEL on a single model": (lambda d: write(d, base_config(d)), {"MODEL": "Student"}, ["not a Distillation model", "drop MODEL="]),
     "missing checkpoint": (lambda d: write(d, base_config(d)), {"CHECKPOINT": "/nonexistent/best"}, ["/nonexistent/best.pdparams", "CHECKPOINT="]),
     "missing dictionary": (lambda d: (d / "dict.txt").unlink() or write(d, base_config(d)), {}, ["dict.txt", "character_dict_path"]),
     "empty label file": (lambda d: (d / "train.txt").write_text("\n") and write(d, base_config(d)), {}, ["empty"]),
@@ -253,8 +257,8 @@ def test_full_disk_output_write(tmp_path, monkeypatch, where, existing):
         os.chmod(out, 0o640)
     before = snapshot(str(out_dir))
     full_disk(monkeypatch, where)
-    with pytest.raises(ec.ExportError) as e:
-        ec.write_files({str(out): b"c" * 65536}, force=existing)
+    with pytest.raises(kit_export.errors.ExportError) as e:
+        kit_export.output_files.write_files({str(out): b"c" * 65536}, force=existing)
     monkeypatch.undo()
     message = str(e.value)
     assert "\n" not in message
@@ -274,13 +278,13 @@ def test_full_disk_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
         monkeypatch.setitem(sys.modules, name, mod)
 
     def run_to_the_write(config, logger):
-        path, _ = ec.output_paths(config)
-        ec.write_files({path: b"c" * 4096}, bool(config["Export"]["force"]))
+        path, _ = kit_export.config.output_paths(config)
+        kit_export.output_files.write_files({path: b"c" * 4096}, bool(config["Export"]["force"]))
 
-    monkeypatch.setattr(ec, "run", run_to_the_write)
+    monkeypatch.setattr(kit_export.cli, "run", run_to_the_write)
     monkeypatch.setattr(sys, "path", list(sys.path))  # main() puts the script's tree on it
     full_disk(monkeypatch, "fsync")
-    rc = ec.main(["-c", write(data, base_config(data)), "-o", "Export.output=%s" % out])
+    rc = kit_export.cli.main(["-c", write(data, base_config(data)), "-o", "Export.output=%s" % out])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
     assert err[0].startswith("ppocr-center-kit: error: cannot write %s: No space left on device" % out), err
@@ -386,20 +390,23 @@ def venv_with(folder, modules=()):
     return str(python)
 
 
-KIT_MODULES = ("yaml", "git", "gitdb", "smmap", "numpy")  # gitpython's own imports too
+# every module of the kit's requirements.txt, and gitpython's own imports
+KIT_MODULES = tuple(module for module, _ in kit_requirements()) + ("gitdb", "smmap")
 
 
-@pytest.mark.parametrize("target", ["status", "export"])
-def test_python_without_the_kits_modules(env, tmp_path, target):
-    """PYTHON= without gitpython or pyyaml: one line naming the pip command, before any
-    release detection (which would misread the release without gitpython)."""
+@pytest.mark.parametrize("target, lacking", [("status", ()), ("export", ()), ("confusions", ("matplotlib",))])
+def test_python_without_the_kits_modules(env, tmp_path, target, lacking):
+    """PYTHON= without the kit's requirements (none, or all but matplotlib, which make
+    confusions imports only after recognising every line): one line naming the pip command,
+    before any release detection (which would misread the release without gitpython)."""
     tree, data = env
-    python = venv_with(tmp_path / "bare")
-    variables = dict(CONFIG=write(data, base_config(data)), OUTPUT=str(data / "out.pkl")) if target == "export" else {}
+    python = venv_with(tmp_path / "bare", [m for m in KIT_MODULES if m not in lacking] if lacking else ())
+    variables = dict(CONFIG=write(data, base_config(data)), OUTPUT=str(data / "out.pkl")) if target != "status" else {}
     roots = (tree, str(data))
     before = [snapshot(r) for r in roots]
     result = make(target, cwd=tree, PYTHON=python, **variables)
-    line = assert_refused(result, "lacks pyyaml, gitpython, numpy", before=before, roots=roots)
+    line = assert_refused(result, "lacks %s, which" % ", ".join(lacking or [pip for _, pip in kit_requirements()]),
+                          before=before, roots=roots)
     assert '"%s" -m pip install -r %s' % (python, os.path.join(KIT, "requirements.txt")) in line
     assert "not supported" not in result.stderr and "Traceback" not in result.stderr
 
@@ -414,6 +421,8 @@ def test_python_without_paddle_or_the_clones_requirements(env, tmp_path, target,
         f.write("shapely\nopencv-python>=4\nPyMuPDF  # never imported by rec training\n")
     python = venv_with(tmp_path / "py", KIT_MODULES + (("paddle",) if lacks == "requirements" else ()))
     cfg = write(data, base_config(data))
+    with open(data / "c.pkl", "wb") as f:  # make train's CENTERS: a pkl in CenterLoss's format
+        pickle.dump({1: np.zeros(8, np.float32)}, f)
     roots = (tree, str(data))
     before = [snapshot(r) for r in roots]
     variables = dict(OUTPUT=str(data / "out.pkl")) if target == "export" else dict(CENTERS=str(data / "c.pkl"))

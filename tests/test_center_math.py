@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import upstream
 from conftest import SDIST_RELEASES
 from centerkit import stock
-from centerkit.export_script import export_script as ec
+from centerkit.dropins import kit_export
 
 paddle = pytest.importorskip("paddle", reason="paddlepaddle is needed to run upstream's update_center")
 
@@ -45,14 +45,14 @@ def batches(draw):
 @given(batches())
 def test_accumulator_equals_upstream_running_mean(stock_update_center, case):
     classes, width, data = case
-    acc = ec.CenterAccumulator(classes, width)
+    acc = kit_export.center_math.CenterAccumulator(classes, width)
     stock = {}
     for feats, idx, keep in data:
         logits = np.eye(classes, dtype=np.float32)[idx]  # argmax == idx
         labels = [("t%d" % i, 1.0) for i in range(len(keep))]
         preds = [(lab if k else "wrong", 1.0) for lab, k in zip(labels, keep)]
         stock = stock_update_center(stock, (preds, labels), (paddle.to_tensor(feats), paddle.to_tensor(logits)))
-        acc.update(feats, idx, ec.correct_mask((preds, labels)))
+        acc.update(feats, idx, kit_export.center_math.correct_mask((preds, labels)))
     ours = acc.centers()
     assert sorted(ours) == sorted(int(k) for k in stock)
     for k, (mean, count) in stock.items():
@@ -61,7 +61,7 @@ def test_accumulator_equals_upstream_running_mean(stock_update_center, case):
 
 
 def test_center_format_is_what_centerloss_loads():
-    acc = ec.CenterAccumulator(5, 3)
+    acc = kit_export.center_math.CenterAccumulator(5, 3)
     feats = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3)
     acc.update(feats, np.array([[0, 1, 1, 4], [2, 2, 0, 0]]), np.array([True, False]))
     centers = acc.centers()
@@ -73,7 +73,7 @@ def test_center_format_is_what_centerloss_loads():
 
 
 def test_no_kept_sample_adds_nothing_and_memory_does_not_grow():
-    acc = ec.CenterAccumulator(7, 4)
+    acc = kit_export.center_math.CenterAccumulator(7, 4)
     shapes = (acc.sums.shape, acc.counts.shape)
     rng = np.random.default_rng(0)
     for _ in range(50):
@@ -97,13 +97,13 @@ def float64_means(data, classes):
 def test_sums_fold_into_float64_whatever_the_kernel(monkeypatch, fold_rows, kernel):
     """Folding float32 partials early or late, and either kernel, give the float64 means."""
     if kernel == "numpy add.at":
-        monkeypatch.setattr(ec, "csr_kernel", lambda: None)
+        monkeypatch.setattr(kit_export.center_math, "csr_kernel", lambda: None)
     else:
-        assert ec.csr_kernel() is not None, "scipy's CSR kernel is missing: the export would run ~30x slower"
+        assert kit_export.center_math.csr_kernel() is not None, "scipy's CSR kernel is missing: the export would run ~30x slower"
     rng = np.random.default_rng(fold_rows)
     # class 0 (blank) takes most steps, as in a real CTC argmax; unkept samples are mixed in
     data = [(rng.normal(size=(6, 9, 5)).astype(np.float32) * 3, np.where(rng.random((6, 9)) < 0.6, 0, rng.integers(0, 40, (6, 9))), rng.random(6) < 0.7) for _ in range(30)]
-    acc = ec.CenterAccumulator(40, 5, fold_rows=fold_rows)
+    acc = kit_export.center_math.CenterAccumulator(40, 5, fold_rows=fold_rows)
     for feats, idx, keep in data:
         acc.update(feats, idx, keep)
         assert (acc._pending <= fold_rows).all()
@@ -118,7 +118,7 @@ def test_sums_fold_into_float64_whatever_the_kernel(monkeypatch, fold_rows, kern
 def test_order_of_batches_changes_only_rounding():
     rng = np.random.default_rng(1)
     parts = [(rng.normal(size=(3, 4, 2)).astype(np.float32), rng.integers(0, 6, (3, 4)), rng.random(3) < 0.8) for _ in range(6)]
-    forward, backward = ec.CenterAccumulator(6, 2), ec.CenterAccumulator(6, 2)
+    forward, backward = kit_export.center_math.CenterAccumulator(6, 2), kit_export.center_math.CenterAccumulator(6, 2)
     for p in parts:
         forward.update(*p)
     for p in reversed(parts):
@@ -138,7 +138,7 @@ def test_closest_pairs_are_the_smallest_distances_of_all_pairs(n, width, seed, t
     values = rng.integers(-2, 3, (n, width)) if ties else rng.normal(size=(n, width))
     classes = sorted(rng.choice(10 * n, n, replace=False).tolist())
     centers = {c: values[i].astype(np.float32) for i, c in enumerate(classes)}
-    got = ec.closest_pairs(centers, None, top=7)
+    got = kit_export.report.closest_pairs(centers, None, top=7)
     m = values.astype(np.float32).astype(np.float64)
     want = sorted((float(np.linalg.norm(m[i] - m[j])), classes[i], classes[j]) for i in range(n) for j in range(i + 1, n))[:7]
     assert [tuple(p["classes"]) for p in got] == [(a, b) for _, a, b in want]
@@ -152,8 +152,8 @@ def test_closest_pairs_are_the_smallest_distances_of_all_pairs(n, width, seed, t
 def test_closest_pairs_name_the_blank_and_the_characters():
     centers = {0: np.zeros(2, np.float32), 1: np.array([1, 0], np.float32), 2: np.array([1, 0.1], np.float32),
                5: np.array([9, 9], np.float32)}
-    pairs = ec.closest_pairs(centers, ["blank", "O", "0", " "])
+    pairs = kit_export.report.closest_pairs(centers, ["blank", "O", "0", " "])
     assert [p["characters"] for p in pairs[:2]] == [["O", "0"], ["CTC blank", "O"]]
     assert pairs[-1]["characters"][1] == "class 5 (out of the dictionary)"
-    lines = ec.format_closest(pairs)
+    lines = kit_export.report.format_closest(pairs)
     assert '"O" (class 1)' in lines[1] and '"0" (class 2)' in lines[1] and "CTC blank (class 0)" in lines[2]

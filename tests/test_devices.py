@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from centerkit import KitError, supervise
-from centerkit.export_script import export_script as ec
+from centerkit.dropins import kit_export
 
 LAUNCH = ["-m", "paddle.distributed.launch", "--nproc_per_node", "4", "--log_dir"]
 
@@ -53,7 +53,7 @@ def test_export_logs_the_device_and_warns_on_a_cpu_build(caplog):
     logger = logging.getLogger("export-test")
     config = {"Global": {"use_gpu": True}}
     with caplog.at_level(logging.INFO, logger="export-test"):
-        device, rank, world = ec.set_up_devices(config, logger)
+        device, rank, world = kit_export.run.set_up_devices(config, logger)
     assert (rank, world) == (0, 1) and "cpu" in str(device).lower()
     assert "Global.use_gpu is true but this Paddle is a CPU-only build: exporting on the CPU" in caplog.text
     assert "device: cpu" in caplog.text
@@ -92,5 +92,5 @@ class _HostCopy:
 
 def test_argmax_is_taken_on_the_device():
     scores = np.random.default_rng(0).normal(size=(2, 5, 7)).astype(np.float32)
-    got = ec.argmax_on_host(_DeviceScores(scores))
+    got = kit_export.engines.argmax_on_host(_DeviceScores(scores))
     assert got.shape == (2, 5) and (got == scores.argmax(-1)).all()

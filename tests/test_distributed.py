@@ -14,14 +14,14 @@ import tiny_data
 import upstream
 from conftest import NEWEST
 from kit_run import export, git_status, helper_env, output_of
-from centerkit.export_script import export_script as ec
+from centerkit.dropins import kit_export
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.parametrize("num_samples,world", [(23, 2), (5, 4), (1, 2)])
 def test_shards_cover_every_sample_once(num_samples, world):
-    shards = [ec.shard_indices(num_samples, r, world) for r in range(world)]
+    shards = [kit_export.center_math.shard_indices(num_samples, r, world) for r in range(world)]
     assert sorted(i for s in shards for i in s) == list(range(num_samples))
 
 

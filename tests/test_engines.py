@@ -12,7 +12,7 @@ import pytest
 import tiny_data
 from centerkit import releases
 from conftest import NEWEST, NEWEST_NUMPY1, TABLE, newest_of
-from centerkit.export_script import export_script as ec
+from centerkit.dropins import kit_export
 from kit_run import error_lines, export, fault_env, fault_token, git_status, make, recipe_exit
 
 TINY_CONFIGS = ["tiny_plain_ctc.yml", "tiny_multihead_ctc_sar.yml", "tiny_distill_ctc_nrtr.yml"]
@@ -151,7 +151,7 @@ def outputs(seed=0, batch=4, steps=6, width=8, classes=5):
 def test_check_accepts_outputs_equal_within_tolerance():
     feats, idx = outputs()
     reference = (feats[:2] + 1e-5, idx[:2])
-    ec.check_same_outputs(reference, (feats, idx))
+    kit_export.engines.check_same_outputs(reference, (feats, idx))
 
 
 @pytest.mark.parametrize("spoil", ["features", "argmax", "shape"])
@@ -165,7 +165,7 @@ def test_check_refuses_outputs_that_differ(spoil):
     else:
         ref_feats = ref_feats[:, :5]
     with pytest.raises(ValueError, match="converted model"):
-        ec.check_same_outputs((ref_feats, ref_idx), (feats, idx))
+        kit_export.engines.check_same_outputs((ref_feats, ref_idx), (feats, idx))
 
 
 def real_config_methods():
@@ -205,7 +205,7 @@ def test_predictor_options_per_device(monkeypatch, tmp_path, device):
     monkeypatch.setitem(sys.modules, "paddle.inference", inference)
     (tmp_path / "model.json").write_text("{}")
     deleted = ["self_attention_fuse_pass"] if device == "cpu" else []
-    predictor, describe = ec.new_predictor(str(tmp_path), None if device == "cpu" else 3, 5, device.endswith("tensorrt"),
+    predictor, describe = kit_export.engines.new_predictor(str(tmp_path), None if device == "cpu" else 3, 5, device.endswith("tensorrt"),
                                            (16, 3, 48, 320), deleted)
     assert predictor == "predictor"
     calls = {c[0]: c[1:] for c in made[0].calls}
@@ -299,7 +299,7 @@ def test_a_crash_on_two_processes_is_rerun_on_two(export_on):
     ("3.0.0", None, False),
 ])
 def test_fuse_pass_removal_rule(version, flags, deleted):
-    names, why = ec.passes_to_delete(version, flags)
+    names, why = kit_export.engines.passes_to_delete(version, flags)
     assert names == (["self_attention_fuse_pass"] if deleted else [])
     assert (why is not None) == deleted and (not deleted or version in why)
 
@@ -308,8 +308,8 @@ def test_cpu_flags_read_from_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2\nbugs\t\t: x\n\n"
                     "processor\t: 1\nflags\t\t: fpu sse2 avx2\n")
-    assert ec.cpu_flags(str(info)) == {"fpu", "sse2", "avx2"}
-    assert ec.cpu_flags(str(tmp_path / "none")) is None
+    assert kit_export.engines.cpu_flags(str(info)) == {"fpu", "sse2", "avx2"}
+    assert kit_export.engines.cpu_flags(str(tmp_path / "none")) is None
 
 
 # the newest release on Paddle 2.6.2 (release_envs.py); the v2.7 series has NRTRHead, which the config needs

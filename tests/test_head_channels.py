@@ -9,7 +9,7 @@ import pytest
 import upstream
 from conftest import SDIST_RELEASES, TABLE
 from centerkit import head_channels
-from centerkit.export_script import export_script as ec
+from centerkit.dropins import kit_export
 
 CHARS = head_channels.CHARS
 
@@ -65,7 +65,7 @@ def upstream_derive(request, tmp_path_factory):
 def test_head_channels_equal_upstream_train_py(upstream_derive, name):
     theirs, ours = copy.deepcopy(CONFIGS[name]), copy.deepcopy(CONFIGS[name])
     upstream_derive(theirs, CHARS)
-    ec.set_head_channels(ours, CHARS)
+    kit_export.config.set_head_channels(ours, CHARS)
     theirs["Loss"].pop("ignore_index", None)  # train.py's plain-SAR-model setting; export builds no loss
     assert ours == theirs
     heads = [m["Head"] for m in theirs["Architecture"].get("Models", {"": theirs["Architecture"]}).values()]

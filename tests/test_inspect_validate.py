@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import pickle
-import tempfile
 import re
 import sys
 
@@ -26,7 +25,7 @@ import upstream
 from conftest import NEWEST
 from kit_run import error_lines, export, git_status, make, output_of, snapshot
 from centerkit import KitError, chart, files, pkl_format
-from centerkit.export_script import export_script as ec
+from centerkit.dropins import kit_export
 from centerkit.standin import noise_images
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,13 +48,13 @@ def rand_centers(classes, width, seed=0):
 
 def exported(folder, classes=(0, 1, 2, 4), width=8):
     """A pkl and the report.json beside it, as the export script writes them."""
-    acc = ec.CenterAccumulator(6, width)
+    acc = kit_export.center_math.CenterAccumulator(6, width)
     rng = np.random.default_rng(1)
     idx = np.array([list(classes) * 3])
     acc.update(rng.normal(size=idx.shape + (width,)), idx, [True])
     acc.update(rng.normal(size=(1, 2, width)), np.array([[0, 0]]), [True])
     cents = acc.centers()
-    report = ec.summarize(cents, acc.counts, ["blank", "a", "b", "c", "d"],
+    report = kit_export.report.summarize(cents, acc.counts, ["blank", "a", "b", "c", "d"],
                           dict(images_seen=7, images_used=2, model=None, checkpoint="ck", release=NEWEST))
     report["samples_per_class"] = {str(c): int(acc.counts[c]) for c in cents}
     pkl = save(folder / "c.pkl", cents)
@@ -160,7 +159,7 @@ def test_inspect_prints_the_exports_report_and_writes_the_chart_once(tmp_path):
     pkl, report = exported(tmp_path)
     r = inspect(tmp_path, "c.pkl")  # relative to where make runs
     assert r.returncode == 0, r.stderr
-    assert ec.format_report(report) in r.stdout  # the export script's own table, not a copy
+    assert kit_export.report.format_report(report) in r.stdout  # the export script's own table, not a copy
     table = rows(r.stdout)
     assert table["report"] == "c.report.json" and table["characters without a center"] == "1 c"
     # class 0 is the CTC blank: named, its samples apart from the characters'
@@ -203,7 +202,7 @@ def test_inspect_from_the_pkl_alone(tmp_path):
     assert not (tmp_path / "c.samples.png").exists()
     got, _, _ = pkl_format.load(pkl)
     closest = r.stdout.split("closest pairs of centers")[1].splitlines()[1:7]
-    assert closest == ec.format_closest(ec.closest_pairs(got, None))[1:]  # all 4 x 3 / 2 = 6 pairs
+    assert closest == kit_export.report.format_closest(kit_export.report.closest_pairs(got, None))[1:]  # all 4 x 3 / 2 = 6 pairs
     assert "CTC blank (class 0)" in r.stdout.split("closest pairs")[1] and '"' not in "".join(closest)  # no characters
 
     (tmp_path / "dict.txt").write_text("a\nb\nc\nd\n")
@@ -257,17 +256,19 @@ def test_export_writes_the_chart_of_the_childs_report_and_never_over_a_file(tmp_
         chart.write_of_report(str(tmp_path / "c.report.json"), png, force=False)
 
 
-def test_the_kit_names_files_as_the_export_script_does(tmp_path):
-    """The export script writes its report and temp files by its own rules (it may not
-    import the kit); the kit's inspect and revert find them by those rules: a temp file the
-    export's writer names is what files.remove_temps removes, and nothing else."""
+def test_what_a_killed_write_leaves_is_what_the_kits_revert_removes(tmp_path):
+    """The export writes each output through a temp file beside it (it may not import the
+    kit); a kill before the rename leaves that file, and the kit's revert removes it by its
+    name (files.remove_temps), and nothing else beside the output."""
     out = str(tmp_path / "c.pkl")
-    assert ec.output_paths({"Export": {"output": out}}) == (out, files.report_path(out))
-    assert ec.temp_prefix(out) == files.temp_prefix(out)
-    left = tempfile.mkstemp(prefix=ec.temp_prefix(out), dir=str(tmp_path))[1]  # as a killed write_files leaves it
-    (tmp_path / ".c.pkl.other").write_text("not a temp of c.pkl")
+    assert files.report_path(out) == str(tmp_path / "c.report.json")
+    left = kit_export.output_files.temp_copy(out, b"part of a pkl")  # a write_files killed before its rename
+    assert os.path.dirname(left) == str(tmp_path) and open(left, "rb").read() == b"part of a pkl"
+    keep = [tmp_path / ".c.pkl.other", tmp_path / "c.pkl.12345678", tmp_path / ".d.pkl.abcdefgh"]
+    for path in keep:
+        path.write_text("not a temp of c.pkl")
     files.remove_temps(out)
-    assert not os.path.exists(left) and (tmp_path / ".c.pkl.other").exists()
+    assert not os.path.exists(left) and all(p.exists() for p in keep)
 
 
 def fake_tree(tmp_path):
@@ -410,7 +411,7 @@ def test_export_writes_the_chart_then_inspect_and_validate_take_the_pkl(newest_t
         assert f.read() == chart.png(report["samples_per_class"])
 
     r = inspect(tmp_path, out)
-    assert r.returncode == 0 and ec.format_report(report) in r.stdout and "exists, kept" in r.stdout, r.stderr
+    assert r.returncode == 0 and kit_export.report.format_report(report) in r.stdout and "exists, kept" in r.stdout, r.stderr
 
     with open(cfg) as f:
         center_cfg = yaml.safe_load(f)

@@ -18,7 +18,7 @@ sys.path.insert(0, os.getcwd())  # the tree's ppocr; centerkit comes on PYTHONPA
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
-from centerkit.export_script import export_script as ec  # noqa: E402
+from centerkit.dropins import kit_export
 
 
 def main(config_path, ckpt, batch_file, opts):
@@ -28,9 +28,9 @@ def main(config_path, ckpt, batch_file, opts):
     from ppocr.utils.logging import get_logger
 
     paddle.set_device("cpu")
-    config = ec.load_config(config_path, ec.parse_opts(opts))
+    config = kit_export.config.load_config(config_path, kit_export.config.parse_opts(opts))
     config.pop("Export")
-    ec.set_head_channels(config, ec.post_process_classes(config))
+    kit_export.config.set_head_channels(config, kit_export.model.post_process_classes(config))
     for sub in (config["Architecture"].get("Models") or {}).values():
         sub.pop("pretrained", None)
     for seed_fn in (paddle.seed, np.random.seed, random.seed):

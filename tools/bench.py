@@ -46,7 +46,7 @@ import numpy as np
 
 from centerkit import KIT_ROOT, LOSS_SOURCE, KitError, files, run_tool, stock
 from centerkit.make_commands import kit_line, make_command, make_export_command, opts_text
-from centerkit.export_script import export_script
+from centerkit.dropins import kit_export
 from centerkit.patch_queue import PatchQueue
 from centerkit.standin import make_standin, noise_images
 from centerkit.supervise import interrupt_on_term
@@ -81,7 +81,7 @@ def bench_accumulate(tree):
     class_idx = probs.numpy().argmax(axis=-1)
 
     def ours(batches=16):  # per batch, with the final fold of the float32 partials amortised
-        acc = export_script.CenterAccumulator(C, D)
+        acc = kit_export.center_math.CenterAccumulator(C, D)
         for _ in range(batches):
             acc.update(feats, class_idx, np.ones(B, bool))
         acc.totals()
@@ -177,12 +177,12 @@ def make_export(tree, config, ckpt, out, opts, **extra):
 
 def derived(config_path, opts, ckpt, model="Student", keep_all=False):
     """The export's config (ours), or with keep_all the recipe's: every sub-model kept."""
-    config = export_script.load_config(config_path, export_script.parse_opts(opts + ["Global.checkpoints=%s" % ckpt, "Export.model=%s" % model]))
-    char_num = export_script.post_process_classes(config)
+    config = kit_export.config.load_config(config_path, kit_export.config.parse_opts(opts + ["Global.checkpoints=%s" % ckpt, "Export.model=%s" % model]))
+    char_num = kit_export.model.post_process_classes(config)
     full = copy.deepcopy(config)
-    export_script.derive_export_config(config, char_num)
+    kit_export.config.derive_export_config(config, char_num)
     if keep_all:  # the recipe: the whole model (loop_seconds switches every CTC head's features on)
-        export_script.set_head_channels(full, char_num)
+        kit_export.config.set_head_channels(full, char_num)
         for sub in full["Architecture"]["Models"].values():
             sub.pop("pretrained", None)
         full["Eval"] = config["Eval"]
@@ -199,7 +199,7 @@ def loop_seconds(config, body):
 
     model = build_model(config["Architecture"])
     load_model(config, model)
-    export_script.set_mode(model, export_script.ctc_heads(model), "eval")  # the recipe's hand edit of rec_ctc_head.py
+    kit_export.model.set_mode(model, kit_export.model.ctc_heads(model), "eval")  # the recipe's hand edit of rec_ctc_head.py
     loader = build_dataloader(config, "Eval", paddle.set_device("cpu"), get_logger())
     start = time.perf_counter()
     for batch in loader:
@@ -217,12 +217,12 @@ def loop_in_patched_tree(kind, config, ckpt, opts):
             return loop_seconds(derived(config, opts, ckpt), lambda model, batch: model(batch[0]))
     cfg = derived(config, opts, ckpt, keep_all=True)
     update_center = stock.stock_update_center(os.path.join(os.getcwd(), "tools", "program.py"))
-    decode = export_script.ctc_decoder(cfg["Global"])
+    decode = kit_export.model.ctc_decoder(cfg["Global"])
     centers = {}
 
     def recipe_step(model, batch):
         nonlocal centers
-        feats, probs = export_script.head_outputs(model(batch[0])["Student"])  # the dict-unpacking fix
+        feats, probs = kit_export.model.head_outputs(model(batch[0])["Student"])  # the dict-unpacking fix
         centers = update_center(centers, decode(probs, batch[1].numpy()), (feats, probs))
 
     return loop_seconds(cfg, recipe_step)
@@ -347,7 +347,7 @@ def main(argv):
         if "released" in parts:
             from bench_released import bench_released
 
-            released = bench_released(tree, a.images, work, export_script.available_cores())
+            released = bench_released(tree, a.images, work, kit_export.engines.available_cores())
     print("bench: accumulate_speedup=%.1f e2e_vs_recipe=%.2f e2e_vs_floor=%.2f e2e_inference_vs_floor=%.2f "
           "inference_convert_s=%.1f confusions_vs_export=%.2f mem_10k_over_1k=%.2f nproc2_speedup=%.2f "
           "loss_mem_ratio=%.1f loss_speedup=%.1f released_vs_predict_rec=%.2f"

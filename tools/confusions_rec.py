@@ -7,8 +7,8 @@ decodes the chosen sub-model's CTC branch, and write what was read as JSON for t
         Export.predictions=out.json [Export.data=eval|train] [Export.model=Student] \
         [Export.engine=auto|inference|dygraph]
 
-Everything but the loop is the clone's tools/export_center.py (the kit's drop-in script,
-applied by patch 0001): option parsing, config derivation, the data loader and its checks,
+Everything but the loop is the clone's ppocr/utils/kit_export/ (the kit's export package,
+applied by patch 0005): option parsing, config derivation, the data loader and its checks,
 the model and its weights, the forward engines. So the lines are read by the Eval pipeline
 in label-file order, once each, and recognised on the export's engines. Decoding is the
 release's CTCLabelDecode (greedy), line accuracy and the normalised strings compared are the
@@ -18,26 +18,22 @@ Under paddle.distributed.launch each rank reads every N-th line and writes its s
 rank 0 merges them in order and scores the lines with one RecMetric.
 """
 
-import importlib.util
 import json
 import os
 import sys
 import time
+
+# The clone (cwd) first: its patched ppocr holds the export's package, ppocr.utils.kit_export.
+sys.path.insert(0, os.getcwd())
+from ppocr.utils.kit_export import center_math, cli, engines, errors, model, output_files, run  # noqa: E402
+from ppocr.utils.kit_export import config as export_config  # noqa: E402
 
 DATA_SETS = ("eval", "train")
 METRIC = "RecMetric"
 NOT_METRIC_OPTIONS = ("name", "key", "base_metric_name", "main_indicator")
 
 
-def export_script(tree):
-    """The clone's tools/export_center.py as a module."""
-    spec = importlib.util.spec_from_file_location("export_center", os.path.join(tree, "tools", "export_center.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def rec_metric(ec, config):
+def rec_metric(config):
     """The release's RecMetric with the config's Metric options (a DistillationMetric's
     base metric's, which it passes them to)."""
     from ppocr.metrics.rec_metric import RecMetric
@@ -45,7 +41,7 @@ def rec_metric(ec, config):
     metric = dict(config.get("Metric") or {})
     name = metric.get("base_metric_name") if metric.get("name") == "DistillationMetric" else metric.get("name")
     if name != METRIC:
-        raise ec.ExportError("the config's Metric is %s, not RecMetric (or a DistillationMetric of it); line accuracy "
+        raise errors.ExportError("the config's Metric is %s, not RecMetric (or a DistillationMetric of it); line accuracy "
                              "is RecMetric's acc, so pass a text recognition config" % (name or "missing"))
     return RecMetric(**{k: v for k, v in metric.items() if k not in NOT_METRIC_OPTIONS})
 
@@ -72,20 +68,20 @@ def line_texts(dataset, delimiter):
     return out
 
 
-def recognise(ec, config, logger):
+def recognise(config, logger):
     """Every sample of this rank's share: [(index, image, label, prediction, decoded label)]."""
-    device, rank, world_size = ec.set_up_devices(config, logger)
-    weights = ec.weights_source(config)
+    device, rank, world_size = run.set_up_devices(config, logger)
+    weights = export_config.weights_source(config)
     if weights is None:
-        raise ec.ExportError("no checkpoint to recognise with; pass CHECKPOINT=<output/.../best_accuracy>")
-    name = ec.derive_export_config(config, ec.post_process_classes(config), data=config["Export"]["data"])
-    decode = ec.ctc_decoder(config["Global"])
-    data = ec.train_images(config, device, rank, world_size, logger)
-    net, _, loaded = ec.build_exported_model(config, name, weights, logger, data)
-    forward = ec.Forward(net, config, device, rank, world_size, logger)
+        raise errors.ExportError("no checkpoint to recognise with; pass CHECKPOINT=<output/.../best_accuracy>")
+    name = export_config.derive_export_config(config, model.post_process_classes(config), data=config["Export"]["data"])
+    decode = model.ctc_decoder(config["Global"])
+    data = run.train_images(config, device, rank, world_size, logger)
+    net, _, loaded = model.build_exported_model(config, name, weights, logger, data)
+    forward = engines.Forward(net, config, device, rank, world_size, logger)
     dataset = getattr(data.loader.dataset, "dataset", data.loader.dataset)  # under a Subset with several ranks
     texts = line_texts(dataset, config["Eval"]["dataset"].get("delimiter", "\t"))
-    indices = iter(ec.shard_indices(len(dataset), rank, world_size))
+    indices = iter(center_math.shard_indices(len(dataset), rank, world_size))
     rows = []
     start = time.perf_counter()
     bar = progress(len(data.loader.dataset), rank == 0)
@@ -120,10 +116,10 @@ def progress(total, enabled):
     return tqdm(total=total, unit="line", desc="recognise", dynamic_ncols=True, disable=not enabled)
 
 
-def scored(ec, config, rows, meta):
+def scored(config, rows, meta):
     """The kit's JSON: each line (image, label, prediction, right or wrong and the strings
     compared, by the release's RecMetric, called line by line) and RecMetric's acc."""
-    metric = rec_metric(ec, config)
+    metric = rec_metric(config)
     lines = []
     for _, image, label, pred, target in sorted(rows):
         right = metric(([(pred, 1.0)], [(target, 1.0)]))["acc"] > 0.5  # of one line: 1/(1 + eps) or 0
@@ -135,27 +131,23 @@ def scored(ec, config, rows, meta):
 
 
 def main(argv=None):
-    tree = os.getcwd()
-    if tree not in sys.path:
-        sys.path.insert(0, tree)
-    ec = export_script(tree)
     try:
-        config_path, opts = ec.parse_args(sys.argv[1:] if argv is None else argv)
-        config = ec.load_config(config_path, opts)
+        config_path, opts = cli.parse_args(sys.argv[1:] if argv is None else argv)
+        config = export_config.load_config(config_path, opts)
         config["Export"]["mode"] = "eval"  # what tools/eval.py runs
-        ec.check_rec_ctc_config(config)
+        export_config.check_rec_ctc_config(config)
         out = config["Export"].get("predictions")
         if config["Export"].get("data", "eval") not in DATA_SETS or not out:
-            raise ec.ExportError("DATA=%s is not one of %s" % (config["Export"].get("data"), ", ".join(DATA_SETS)))
+            raise errors.ExportError("DATA=%s is not one of %s" % (config["Export"].get("data"), ", ".join(DATA_SETS)))
         config["Export"].setdefault("data", "eval")
         from ppocr.utils.logging import get_logger
 
         logger = get_logger()
-        rows, meta, rank, world_size = recognise(ec, config, logger)
+        rows, meta, rank, world_size = recognise(config, logger)
         if world_size > 1:
             import paddle.distributed as dist
 
-            ec.write_files({out + ".rank%d" % rank: json.dumps(rows).encode()}, True)
+            output_files.write_files({out + ".rank%d" % rank: json.dumps(rows).encode()}, True)
             dist.barrier()
             if rank != 0:
                 return 0
@@ -164,9 +156,9 @@ def main(argv=None):
                 with open(out + ".rank%d" % r, encoding="utf-8") as f:
                     rows += [tuple(row) for row in json.load(f)]
                 os.unlink(out + ".rank%d" % r)
-        ec.write_files({out: json.dumps(scored(ec, config, rows, meta), ensure_ascii=False).encode()}, True)
-    except ec.ExportError as e:
-        ec.print_error(str(e))
+        output_files.write_files({out: json.dumps(scored(config, rows, meta), ensure_ascii=False).encode()}, True)
+    except errors.ExportError as e:
+        errors.print_error(str(e))
         return 2
     return 0
 

@@ -15,9 +15,9 @@ import os
 import re
 import sys
 
-from centerkit import KitError, chart, files, flag, run_tool
+from centerkit import KitError, chart, files, flag, preflight, run_tool
 from centerkit import pkl_format as pkl
-from centerkit.export_script import export_script
+from centerkit.dropins import kit_export
 
 UNKNOWN = "unknown"
 # Rows of format_report whose values the pkl alone cannot give; they are numbers there.
@@ -65,9 +65,9 @@ def pkl_only_report(centers, dict_chars):
     no_dict = dict_chars is None
     if no_dict:  # a stand-in, so summarize runs; its dictionary rows are replaced below
         dict_chars = ["?"] * (max(centers) + 1)
-    report = export_script.summarize(centers, {c: 0 for c in centers}, dict_chars, meta)
+    report = kit_export.report.summarize(centers, {c: 0 for c in centers}, dict_chars, meta)
     if no_dict:  # the closest pairs by class index alone
-        report["closest_center_pairs"] = export_script.closest_pairs(centers, None)
+        report["closest_center_pairs"] = kit_export.report.closest_pairs(centers, None)
     rows = {r: UNKNOWN + " (only the export's report.json has the counts)" for r in SAMPLE_ROWS}
     blank = 0 in centers  # class 0 is CTC's blank whatever the dictionary
     rows[BLANK_ROW] = "a center, samples %s (only the export's report.json has the counts)" % UNKNOWN if blank else "no center"
@@ -110,19 +110,20 @@ def inspect(argv):
     p.add_argument("--dict", default="", help="character dictionary, names the missing characters")
     p.add_argument("--force", default="", help="rewrite an existing chart")
     a = p.parse_args(argv)
+    preflight.centers_path(a.centers, os.getcwd())  # given, and a file: as every command checks CENTERS=
     centers, width, stock = pkl.load(a.centers)
     rpath = files.report_path(a.centers)
     print("centers   %s: %d classes, width %d%s" % (a.centers, len(centers), width, ", " + stock if stock else ""))
     if os.path.exists(rpath):
         report = read_report(rpath, centers, width)
         try:
-            table = export_script.format_report(report)
+            table = kit_export.report.format_report(report)
         except (KeyError, TypeError, ValueError) as e:
             raise KitError("%s lacks what the export writes (%s: %s); re-export" % (rpath, type(e).__name__, e))
         print("report    %s" % rpath)
     else:
         report, rows = pkl_only_report(centers, dictionary(a.dict, centers) if a.dict else None)
-        table = replace_rows(export_script.format_report(report), rows)
+        table = replace_rows(kit_export.report.format_report(report), rows)
         print("report    none beside the pkl (%s): what the pkl alone tells" % os.path.basename(rpath))
     print(table)
     print(write_chart(a.centers, report, flag(a.force)))

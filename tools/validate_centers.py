@@ -18,7 +18,8 @@ import numpy as np
 
 from centerkit import KitError, run_tool
 from centerkit import pkl_format as pkl
-from centerkit.export_script import export_script
+from centerkit.dropins import kit_export
+from centerkit import preflight
 from centerkit.preflight import resolve_config
 from centerkit.tree import find_tree
 
@@ -55,7 +56,7 @@ def width_error(width, where, feat_dim):
 
 def range_error(centers, where, num_classes):
     """Why these classes do not fit num_classes, or None (also when it is not given)."""
-    beyond = sorted(c for c in centers if num_classes is not None and c >= num_classes)
+    beyond = pkl.center_file.classes_outside(centers, num_classes)
     if beyond:
         return ("the pkl has centers of classes past num_classes %s of %s (%d, largest %d): num_classes must "
                 "be the CTC head's size, dictionary + blank (+ space with use_space_char), and the pkl must "
@@ -80,7 +81,7 @@ def ctc_classes(config, tree):
     if dict_path and not os.path.isfile(g["character_dict_path"]):
         raise KitError("dictionary %s does not exist; fix Global.character_dict_path" % dict_path)
     try:
-        n = len(export_script.ctc_decoder(g).character)
+        n = len(kit_export.model.ctc_decoder(g).character)
     except Exception as e:  # e.g. a dictionary that is not UTF-8
         raise KitError("CTCLabelDecode cannot read dictionary %s (%s: %s)" % (dict_path, type(e).__name__, first_line(e)))
     space = bool(dict_path and g.get("use_space_char"))
@@ -144,10 +145,11 @@ def validate(argv):
     p.add_argument("--tree", default="", help="PaddleOCR tree (default: the clone around the current folder)")
     a = p.parse_args(argv)
     cwd = os.getcwd()
+    preflight.centers_path(a.centers, cwd)  # given, and a file: as every command checks CENTERS=
     centers, width, stock = pkl.load(a.centers)
     tree = find_tree(a.tree, cwd)
     config_path = resolve_config(tree, a.config, cwd)
-    config = export_script.load_config(config_path)
+    config = kit_export.config.load_config(config_path)
     entries = center_losses(config.get("Loss"))
     if not entries:
         raise KitError(

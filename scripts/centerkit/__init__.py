@@ -13,20 +13,30 @@ with open(os.path.join(KIT_ROOT, "VERSION"), encoding="utf-8") as _f:
 LOSS_SOURCE = os.path.join(DROPIN_DIR, "ppocr", "losses", "kit_center_loss.py")  # the training loss
 
 
-# The modules of requirements.txt that the kit's own process imports, with their pip names
-# (the others are optional: the chart, the progress bar, scipy's fast kernel).
-KIT_MODULES = (("yaml", "pyyaml"), ("git", "gitpython"), ("numpy", "numpy"))
+# requirements.txt's pip names whose module has another name (the rest import as they are named)
+MODULE_OF = {"pyyaml": "yaml", "gitpython": "git"}
+
+
+def kit_requirements():
+    """[(module, pip name)] of requirements.txt: every one the kit's process imports, some
+    only late (matplotlib for a chart after the recognition of every line)."""
+    import re
+
+    with open(os.path.join(KIT_ROOT, "requirements.txt"), encoding="utf-8") as f:
+        names = [re.match(r"[A-Za-z0-9_.\-]+", l).group(0) for l in (l.split("#")[0].strip() for l in f) if l]
+    return [(MODULE_OF.get(n.lower(), n.lower()), n) for n in names]
 
 
 def require_kit_modules():
     """Exit 2 with one line naming the pip command when this Python (the Makefile's PYTHON)
-    lacks a module the kit imports. Checked on import, before any command reads a tree:
+    lacks a module of requirements.txt. Checked on import, before any command reads a tree:
     without gitpython the release would be misread from the tree's version file, and the
-    fix named ("check out a supported tag") would be the wrong one."""
+    fix named ("check out a supported tag") would be the wrong one; without matplotlib
+    `make confusions` would die after recognising every line."""
     import importlib.util
     import sys
 
-    missing = [pip for module, pip in KIT_MODULES if importlib.util.find_spec(module) is None]
+    missing = [pip for module, pip in kit_requirements() if importlib.util.find_spec(module) is None]
     if missing:
         print_error('%s lacks %s, which the kit needs; run "%s" -m pip install -r %s (or pass PYTHON=<a Python that '
                     "has them>)" % (sys.executable, ", ".join(missing), sys.executable,
@@ -37,7 +47,7 @@ def require_kit_modules():
 def print_error(message):
     """The kit's one error line, on stderr (and under GitHub Actions also as an annotation:
     centerkit.github). Every entry point's errors come here; the drop-ins, which cannot
-    import the kit, print theirs the same way (export_center.py's print_error)."""
+    import the kit, print theirs the same way (kit_export/errors.py's print_error)."""
     import sys
 
     from . import github
@@ -54,19 +64,18 @@ class KitError(Exception):
 
 
 class export_errors:
-    """`with export_errors():` turns the drop-ins' one-line errors (the export script's
-    ExportError, kit_inference_model's InferenceModelError: they cannot import the kit, so
-    they have their own classes) into KitError, for the kit's code that calls their
+    """`with export_errors():` turns the drop-ins' one-line errors (the export's ExportError,
+    inference_model's InferenceModelError: they cannot import the kit, so they have their
+    own classes) into KitError, for the kit's code that calls their
     functions: the one place they meet."""
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, value, tb):
-        from .dropins import inference_model
-        from .export_script import export_script
+        from .dropins import kit_export
 
-        if kind is not None and issubclass(kind, (export_script.ExportError, inference_model.InferenceModelError)):
+        if kind is not None and issubclass(kind, (kit_export.errors.ExportError, kit_export.inference_model.InferenceModelError)):
             raise KitError(str(value)) from None
         return False
 
@@ -82,11 +91,11 @@ def run_tool(command, argv):
     Ctrl-C (or SIGTERM, see supervise.interrupt_on_term) one line and 130, not a traceback."""
     import sys
 
-    from .export_script import export_script
+    from .dropins import kit_export
 
     try:
         return command(argv)
-    except (KitError, export_script.ExportError) as e:
+    except (KitError, kit_export.errors.ExportError) as e:
         print_error(str(e))
         return 2
     except KeyboardInterrupt:

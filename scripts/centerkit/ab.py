@@ -27,7 +27,7 @@ import sys
 import numpy as np
 
 from . import PREFIX, VERSION, KitError, dropins, files, preflight, train_cmd, train_progress
-from .export_script import export_script as ec
+from .dropins import kit_export
 from .make_commands import make_command, opts_text
 from .supervise import interrupt_on_term, run_kit
 from .tree import find_tree
@@ -74,22 +74,16 @@ class Plan:
         here = lambda p: os.path.abspath(os.path.join(a.invoked_from, p))  # noqa: E731
         if not a.checkpoint:
             raise KitError("no CHECKPOINT given; pass CHECKPOINT=output/<model>/best_accuracy (both arms start from it)")
-        self.checkpoint = ec.checkpoint_prefix(here(a.checkpoint))
+        self.checkpoint = kit_export.config.checkpoint_prefix(here(a.checkpoint))
         dropins.check_weights(self.checkpoint)
-        if not a.centers:
-            raise KitError("no CENTERS given; pass CENTERS=train_center.pkl (written by make export)")
-        self.centers = here(a.centers)
-        if not os.path.isfile(self.centers):
-            raise KitError("CENTERS=%s does not exist; run make export first" % self.centers)
+        self.centers = preflight.centers_path(a.centers, a.invoked_from)
         self.weights = center_arms(a.center_weight)
         self.runs = _count(a.runs, "RUNS", DEFAULT_RUNS)
         self.epochs = _count(a.epochs, "EPOCHS", None)
         self.model, self.opts, self.nproc, self.engine = a.model, preflight.split_opts(a.opts), a.nproc, a.engine
         name = os.path.splitext(os.path.basename(self.config))[0]
         self.output = here(a.output or "ab-%s" % name)
-        parent = os.path.dirname(self.output)
-        if not os.path.isdir(parent):
-            raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % self.output)
+        preflight.output_folder(self.output)
         if os.path.exists(self.output) and not os.path.isfile(os.path.join(self.output, "ab.json")) and os.listdir(self.output):
             raise KitError("OUTPUT=%s exists and is not a make ab folder (no ab.json); choose another OUTPUT=" % self.output)
 
@@ -168,7 +162,7 @@ def cmd_ab(a):
     result["settings"] = dict(config=plan.config, checkpoint=plan.checkpoint, centers=plan.centers,
                               center_weights={arm: w or "the derived config's" for arm, w in plan.weights.items()},
                               epochs=plan.epochs or "the config's",
-                              runs=plan.runs, model=plan.model or "Student", opts=plan.opts)
+                              runs=plan.runs, model=plan.model or None, opts=plan.opts)
     path = os.path.join(plan.output, "ab.json")
     files.write_atomic(path, (json.dumps(result, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
     print(format_table(result))

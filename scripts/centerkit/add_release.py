@@ -76,7 +76,7 @@ def head_channels_line(tree, tag):
     total, compared, unreadable, differing = head_channels.compare_tree(tree)
     if differing:
         raise KitError("on %s the export sizes the heads of %d configs/rec configs unlike its tools/train.py (%s); make "
-                       "set_head_channels in dropin/tools/export_center.py follow it, then rerun; nothing was added"
+                       "set_head_channels in dropin/ppocr/utils/kit_export/config.py follow it, then rerun; nothing was added"
                        % (tag, len(differing), ", ".join(differing[:3]) + (" ..." if len(differing) > 3 else "")))
     return ("head channels: %d of %d configs/rec configs derive as %s's tools/train.py does (%d it cannot read itself%s)"
             % (compared, total, tag, len(unreadable), ": " + ", ".join(sorted(unreadable)[:3]) if unreadable else ""))

@@ -15,7 +15,6 @@ Each patch is placed on the files as the earlier patches of the new series leave
 as `git apply` of the whole series does. Nothing in the tree is touched: the work is done
 in a scratch copy of the patched files."""
 
-import difflib
 import os
 import re
 import shutil
@@ -23,7 +22,7 @@ import tempfile
 
 from . import PATCHES_DIR, KitError, releases
 from .patch_queue import PatchQueue, git_apply
-from .patchfile import DROPIN, replacement_diff, sections, split_patch, targets
+from .patchfile import DROPIN, file_diffs, replacement_diff, sections, split_patch, targets
 
 _TAGS = re.compile(r"^Tags: .*$", re.M)
 
@@ -31,22 +30,6 @@ _TAGS = re.compile(r"^Tags: .*$", re.M)
 def _read(path):
     with open(path, encoding="utf-8") as f:
         return f.read()
-
-
-def _regenerated(before, after, paths):
-    """A git diff (full context) of each path from the before/ copy to the after/ copy."""
-    out = []
-    for path in paths:
-        old = _read(os.path.join(before, path)) if os.path.exists(os.path.join(before, path)) else None
-        new = _read(os.path.join(after, path))
-        if old is None:
-            lines = new.splitlines(True)
-            out.append("diff --git a/{p} b/{p}\nnew file mode 100644\n--- /dev/null\n+++ b/{p}\n@@ -0,0 +1,{n} @@\n"
-                       .format(p=path, n=len(lines)) + "".join("+" + l for l in lines))
-            continue
-        body = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "a/" + path, "b/" + path))
-        out.append("diff --git a/{p} b/{p}\n".format(p=path) + body)
-    return "".join(out)
 
 
 class Carry:
@@ -97,7 +80,7 @@ class Carry:
                     for t in replaced:
                         shutil.copy2(DROPIN[t], os.path.join(work, t))
                 elif git_apply(work, "-C1", patch)[0]:
-                    body = _regenerated(before, work, targets(patch))
+                    body = file_diffs(before, work, targets(patch))
                     self.notes.append((name, "its hunks placed with one line of context and regenerated: review them"))
                 else:
                     body = diff

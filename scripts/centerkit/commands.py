@@ -10,7 +10,7 @@ import tempfile
 
 from . import KIT_ROOT, VERSION, KitError, files, flag, releases, run_tool
 from . import chart, confusions, engine_rerun, github, patchfile, preflight
-from .export_script import export_script
+from .dropins import kit_export
 from .patch_queue import PatchQueue, read_manifest
 from .patched_run import report_kept_edits, run_patched
 from .supervise import launcher
@@ -129,10 +129,9 @@ def cmd_export(a):
     samples_png = files.chart_path(output)
     files.refuse_existing([output, samples_png], a.force)  # before hours of export, not after
     checked = preflight.check(tree, config, opts)
-    report = os.path.join(tree, export_script.output_paths(checked)[1])
+    report = os.path.join(tree, kit_export.config.output_paths(checked)[1])
     files.refuse_existing([report], a.force)
-    if not os.path.isdir(os.path.dirname(output)):
-        raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
+    preflight.output_folder(output)
     cmd, launch_env = child_command(a, tree, checked, "tools/export_center.py", config, opts)
     rc = run_patched(tree, cmd, outputs=[output, report, samples_png], env=launch_env)
     if rc == 0:
@@ -160,12 +159,11 @@ def cmd_confusions(a):
     section = "Eval" if data == "eval" else "Train"
     checked = preflight.check(tree, config, opts, section)
     label_files = [dict(path=os.path.join(tree, f), sha256=files.sha256(os.path.join(tree, f)),
-                        lines=export_script.count_lines(os.path.join(tree, f)))
-                   for f in export_script.label_files(checked[section]["dataset"])]
+                        lines=kit_export.config.count_lines(os.path.join(tree, f)))
+                   for f in kit_export.config.label_files(checked[section]["dataset"])]
     if baseline is not None and confusions.same_lines(baseline, label_files):
         raise KitError(confusions.same_lines(baseline, label_files))
-    if not os.path.isdir(os.path.dirname(output)):
-        raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
+    preflight.output_folder(output)
     with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-confusions-") as tmp:
         recognised_path = os.path.join(tmp, "recognised.json")
         opts += ["Export.data=%s" % data, "Export.predictions=%s" % json.dumps(recognised_path)]
@@ -216,10 +214,17 @@ def read_centers(path, invoked_from):
     (no code from the pickle runs), or KitError."""
     from . import pkl_format
 
-    return pkl_format.load(os.path.join(invoked_from, path))[0]
+    return pkl_format.load(preflight.centers_path(path, invoked_from))[0]
 
 
 def cmd_refresh(a):
+    """make refresh: every patch that carries a drop-in regenerated from dropin/; with
+    PADDLEOCR=, first the clone's edits to its applied series taken in (tree_refresh)."""
+    if a.tree:
+        from .tree_refresh import refresh_from_tree
+
+        for path, what in refresh_from_tree(a.tree, a.invoked_from):
+            print("refreshed %s: %s" % (os.path.relpath(path), what))
     stale = []
     for path, text in patchfile.refreshed_patches():
         with open(path, encoding="utf-8") as f:
@@ -256,6 +261,7 @@ def main(argv=None):
     add_release.add_arguments(sub.add_parser("add_release"))
     r = sub.add_parser("refresh")
     r.add_argument("--check", action="store_true", help="exit 1 if a patch is stale, change nothing")
+    r.add_argument("--tree", default="", help="a clone with the series applied and edited (PADDLEOCR=)")
     a = p.parse_args(argv)
     if hasattr(a, "force"):
         a.force = flag(a.force)

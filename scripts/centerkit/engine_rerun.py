@@ -3,7 +3,7 @@ once on dygraph.
 
 Why: a Python exception in the conversion is caught inside the export and answered by the
 dygraph fallback (ENGINE=auto), but a native crash kills the process: Paddle 2.6's oneDNN
-dies of SIGILL on CPUs without AVX-512 (export_script.passes_to_delete avoids the known
+dies of SIGILL on CPUs without AVX-512 (kit_export.engines.passes_to_delete avoids the known
 case; this catches the rest). The export's EngineWatch notes, per rank, the step of the
 engine it is in, in a file under a temp folder outside the clone, and faulthandler adds the
 signal's name when the process dies there. Nothing is written before that step is over, so
@@ -21,7 +21,7 @@ import shutil
 import signal
 import tempfile
 
-from .export_script import export_script
+from .dropins import kit_export
 
 NATIVE = (signal.SIGILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGABRT)
 # faulthandler's "Fatal Python error: <name>" for each (the only words it writes for them)
@@ -51,7 +51,7 @@ def engine_state(tree):
     except FileExistsError:  # not ours to remove (another user's, a file): a folder of our own
         folder = tempfile.mkdtemp(prefix="ppocr-center-kit-state-")
     try:
-        yield {export_script.ENGINE_STATE_ENV: os.path.join(folder, "engine")}
+        yield {kit_export.engines.ENGINE_STATE_ENV: os.path.join(folder, "engine")}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -63,20 +63,20 @@ def crash_of(state_env, rc):
     elsewhere. The signal: from rc, or from faulthandler's line in the rank's file."""
     if rc == 0 or (rc < 0 and -rc not in NATIVE):
         return None
-    for path in sorted(glob.glob(glob.escape(state_env[export_script.ENGINE_STATE_ENV]) + ".*")):
+    for path in sorted(glob.glob(glob.escape(state_env[kit_export.engines.ENGINE_STATE_ENV]) + ".*")):
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read()
         first = text.split("\n", 1)[0].split()
         fatal = _FATAL.search(text)
         name = signal.Signals(-rc).name if rc < 0 else fatal and FAULTHANDLER_NAMES.get(fatal.group(1).strip())
-        if len(first) == 2 and first[0] in export_script.ENGINE_PHASES and name:
+        if len(first) == 2 and first[0] in kit_export.engines.ENGINE_PHASES and name:
             return Crash(name, first[0], first[1], int(path.rsplit(".", 1)[1]))
     return None
 
 
 def describe(crash):
     return "the export%s %s" % (" (rank %d)" % crash.rank if crash.rank else "",
-                                export_script.crash_words({"signal": crash.signal, "phase": crash.phase}))
+                                kit_export.engines.crash_words({"signal": crash.signal, "phase": crash.phase}))
 
 
 def refusal(crash):

@@ -10,18 +10,17 @@ it, and what a killed export leaves is found by the same rule that named it.
 import contextlib
 import os
 import re
-import tempfile
 
 from . import export_errors
-from .export_script import export_script
+from .dropins import kit_export
 from .faults import fault_point
 
-temp_prefix = export_script.temp_prefix  # how a temp file of a write to path starts
+temp_prefix = kit_export.output_files.temp_prefix  # how a temp file of a write to path starts
 
 
 def report_path(pkl_path):
     """The export's report beside a pkl: `<pkl without .pkl>.report.json`."""
-    return export_script.output_paths({"Export": {"output": pkl_path}})[1]
+    return kit_export.config.output_paths({"Export": {"output": pkl_path}})[1]
 
 
 def chart_path(pkl_path):
@@ -47,24 +46,15 @@ def blocked(path, force):
 def refuse_existing(paths, force):
     """KitError naming FORCE=1 for the first of paths that exists, unless force."""
     with export_errors():
-        export_script.refuse_existing(paths, force, "FORCE=1")
+        kit_export.output_files.refuse_existing(paths, force, "FORCE=1")
 
 
 def write_atomic(path, data, mode=None, fault=None):
     """Write bytes to path so that a kill or a full disk leaves the old file (or none) and
     never part of one. mode: the file's mode (default: an ordinary file under the umask).
     fault: the faults.fault_point reached once the temp is written."""
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), dir=os.path.dirname(os.path.abspath(path)))
+    tmp = kit_export.output_files.temp_copy(path, data, mode)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask  # mkstemp makes 0600
-        os.chmod(tmp, mode)
         if fault:
             fault_point(fault)
         os.replace(tmp, path)
@@ -75,12 +65,12 @@ def write_atomic(path, data, mode=None, fault=None):
 
 
 def write_new(path, data, force):
-    """An output written as the export writes its own (export_script.write_files), never
+    """An output written as the export writes its own (kit_export.output_files.write_files), never
     over an existing file unless force: KitError with the fix when it exists or cannot be
     written."""
     refuse_existing([path], force)
     with export_errors():
-        export_script.write_files({path: data}, force)
+        kit_export.output_files.write_files({path: data}, force)
 
 
 def sha256(path):

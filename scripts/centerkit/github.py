@@ -4,7 +4,7 @@ annotation; a command's results as the step's outputs ($GITHUB_OUTPUT) and as a 
 job's summary ($GITHUB_STEP_SUMMARY). action.yml runs the make targets: this is how their
 results reach the workflow, with no second implementation of any command.
 
-The export script (dropin/tools/export_center.py) prints its errors from inside the clone,
+The export (dropin/ppocr/utils/kit_export/errors.py) prints its errors from inside the clone,
 where it cannot import the kit: its `print_error` writes the same annotation (see
 annotation()); tests/test_action.py checks that the two agree."""
 

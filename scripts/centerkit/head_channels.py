@@ -12,7 +12,7 @@ import types
 
 import yaml
 
-from .export_script import export_script as ec
+from .dropins import kit_export
 
 CHARS = 100  # any dictionary size: both sides are functions of it
 
@@ -49,7 +49,7 @@ def compare(train_py_source, configs):
         except Exception as e:  # noqa: BLE001 - whatever train.py raises is the reason
             unreadable[path] = "train.py raises %s: %s" % (type(e).__name__, e)
             continue
-        ec.set_head_channels(ours, CHARS)
+        kit_export.config.set_head_channels(ours, CHARS)
         if isinstance(theirs.get("Loss"), dict):  # back to the config's own, if any
             theirs["Loss"].pop("ignore_index", None)
             if "ignore_index" in (config.get("Loss") or {}):

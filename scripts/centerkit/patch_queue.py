@@ -15,27 +15,18 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 
-from . import KitError, releases
+from . import KitError, conflicts, releases
 from .faults import fault_point
 from .files import remove_temps, sha256 as file_sha256, write_atomic
-from .patchfile import DROPIN, all_series, first_difference, hunks, series_patches, targets
+from .patchfile import all_series, series_patches, targets
 from .supervise import signals_deferred
 from .tree import git_dir
 
 STATE_NAME = "ppocr-center-kit"
 MANIFEST = "manifest.json"
-# git apply --check's reasons, per file: a hunk's context differs, a file to create exists,
-# a file to patch is missing (the rest are named as git says them).
-_FAILED = re.compile(r"^error: patch failed: (.+):(\d+)$")
-_EXISTS = re.compile(r"^error: (.+): already exists in working directory$")
-_MISSING = re.compile(r"^error: (.+): No such file or directory$")
-_DOES_NOT_APPLY = re.compile(r"^error: (.+): patch does not apply$")
-
-
 def state_dir(tree):
     folder = git_dir(tree)
     return os.path.join(folder, STATE_NAME) if folder else os.path.join(tree, "." + STATE_NAME)
@@ -53,18 +44,6 @@ def read_manifest(tree):
         return None
     with open(path, encoding="utf-8") as f:
         return json.load(f)
-
-
-def _shown(line, width=60):
-    """A line of a file for a message: quoted, cut, or `the end of the file` for None."""
-    if line is None:
-        return "the end of the file"
-    return repr(line if len(line) <= width else line[:width] + "...")
-
-
-def _same_bytes(path, other):
-    with open(path, "rb") as a, open(other, "rb") as b:
-        return a.read() == b.read()
 
 
 def _write_atomic(path, data, mode=None):
@@ -118,9 +97,9 @@ class PatchQueue:
             q = cls(tree, series)
             q.version_source = source
             return q, version
-        if version is not None and releases.parse_version(version) is None:
-            raise KitError("%r is not a PaddleOCR version; set PADDLEOCR_VERSION=vX.Y.Z" % version)
-        conflicts = []
+        if version is not None:
+            releases.require_version(version)
+        failures = []
         for series in releases.candidate_series(version, folders=all_series()):
             q = cls(tree, series)
             status, detail = q.detect()
@@ -132,11 +111,11 @@ class PatchQueue:
                 if not quiet:
                     print("ppocr-center-kit: note: %s" % q.note, file=sys.stderr, flush=True)
                 return q, version or "unknown"
-            conflicts.append("%s: %s" % (series, "; ".join(detail) or status))
+            failures.append("%s: %s" % (series, "; ".join(detail) or status))
         what = "PaddleOCR %s" % version if version else "%s (no tag, no version file)" % tree
         raise KitError("%s is not in the release table and no patch series applies cleanly to it (%s); check out a "
                        "supported tag (patches/releases.tsv), or set PADDLEOCR_VERSION=<the release your tree matches>"
-                       % (what, conflicts[0]))
+                       % (what, failures[0]))
 
     # -- git apply ------------------------------------------------------------------
     def _git_apply(self, *args):
@@ -161,82 +140,16 @@ class PatchQueue:
         for patch in self.patches:
             ok, msg = self._git_apply("--check", patch)
             if not ok and not self._git_apply("--check", "-R", patch)[0]:
-                for path, kind, text in self._reasons(patch, msg):
+                for path, kind, text in conflicts.reasons(self.tree, patch, msg):
                     if any(path == seen for _, seen, _ in self.conflicts):
                         continue  # a later patch of the file, checked alone, needs the earlier one's change
                     self.conflicts.append((patch, path, kind))
                     detail.append("%s (%s): %s" % (path, os.path.basename(patch), text))
         return "conflict", detail
 
-    def _reasons(self, patch, message):
-        """[(file, kind, what is wrong)] of git apply --check's message for one patch."""
-        out, seen = [], set()
-        for line in message.splitlines():
-            for kind, pattern in (("failed", _FAILED), ("exists", _EXISTS), ("missing", _MISSING)):
-                m = pattern.match(line)
-                if m and m.group(1) not in seen:
-                    seen.add(m.group(1))
-                    out.append((m.group(1), kind, self._what(patch, kind, *m.groups())))
-            m = _DOES_NOT_APPLY.match(line)
-            if m and m.group(1) not in seen:
-                seen.add(m.group(1))
-                out.append((m.group(1), "failed", "does not apply"))
-        return out or [("?", "other", (message.splitlines() or ["does not apply"])[0])]
-
-    def _what(self, patch, kind, path, line=None):
-        if kind == "exists":
-            return "exists, but upstream has no such file: the series creates it"
-        if kind == "missing":
-            return "missing: the series patches it"
-        for header, start, expected, at_end in hunks(patch, path):
-            if start == int(line):
-                diff = first_difference(os.path.join(self.tree, path), start, expected, at_end)
-                if diff is None:
-                    return "hunk %s fails" % header
-                n, have, want = diff
-                return "hunk %s fails at line %d, which is %s where the patch expects %s" % (
-                    header, n, _shown(have), _shown(want))
-        return "the hunk at line %s fails" % line
-
     def advice(self, release=None):
-        """The next step that clears self.conflicts: for edits not committed, git diff /
-        git stash / git checkout; for committed ones (git stash cannot help), a checkout of
-        the release; for a file the series creates, found already there, removing it."""
-        tag = release if release and releases.parse_version(release) else "<the release tag>"
-        edited = [p for _, p, kind in self.conflicts if kind in ("failed", "missing")]
-        steps = []
-        if edited and git_dir(self.tree) is None:
-            steps.append("restore upstream's %s of %s: the kit patches upstream's files only" % (" ".join(edited), tag))
-            edited = []
-        uncommitted = [p for p in edited if self._uncommitted(p)]
-        committed = [p for p in edited if p not in uncommitted]
-        if uncommitted:
-            names = " ".join(uncommitted)
-            steps.append("see the local edits with `git diff %s`, set them aside with `git stash` (`git stash pop` "
-                         "after the run) or drop them with `git checkout -- %s`" % (names, names))
-        if committed:
-            names = " ".join(committed)
-            steps.append("the edits to %s are committed (`git diff %s -- %s` shows them), so `git stash` cannot set "
-                         "them aside: run the kit in a checkout of %s (`git worktree add ../paddleocr-%s %s`), or restore "
-                         "upstream's with `git checkout %s -- %s`" % (names, tag, names, tag, tag, tag, tag, names))
-        for _, path, kind in self.conflicts:
-            if kind == "exists":
-                full = os.path.join(self.tree, path)
-                if path in DROPIN and _same_bytes(full, DROPIN[path]):
-                    steps.append("%s is the kit's own copy, left when the other patched files were restored by "
-                                 "hand: delete it" % path)
-                else:
-                    steps.append("move %s aside (or delete it)" % path)
-        return "; ".join(steps) or "restore upstream's files of the release (see `make status`)"
-
-    def _uncommitted(self, path):
-        """Whether git sees path changed (or gone) in the tree's work tree or index."""
-        import git
-
-        try:
-            return bool(git.Git(self.tree).execute(["git", "status", "--porcelain", "--", path]).strip())
-        except git.GitCommandError:
-            return False
+        """The next step that clears what detect() found (conflicts.advice)."""
+        return conflicts.advice(self.tree, self.conflicts, release)
 
     # -- state folder ---------------------------------------------------------------
     def manifest(self):

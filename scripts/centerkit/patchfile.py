@@ -120,6 +120,26 @@ def replacement_diff(path, old, new):
     )
 
 
+def file_diffs(before, after, paths):
+    """A git diff (three lines of context, as the hand-made patches have) of each path from
+    the folder `before` to the folder `after`; a path `before` lacks is a new file."""
+    import difflib
+
+    out = []
+    for path in paths:
+        old_path, new_path = os.path.join(before, path), os.path.join(after, path)
+        with open(new_path, encoding="utf-8") as f:
+            new = f.read()
+        if not os.path.exists(old_path):
+            out.append(new_file_diff(path, new))
+            continue
+        with open(old_path, encoding="utf-8") as f:
+            old = f.read()
+        body = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "a/" + path, "b/" + path))
+        out.append("diff --git a/{p} b/{p}\n".format(p=path) + body)
+    return "".join(out)
+
+
 def series_digest(series):
     """sha256 of the series' patch files, their bytes one after the other in series order:
     what a report records, so that a centers file says which patches produced it."""

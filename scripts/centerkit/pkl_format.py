@@ -13,8 +13,6 @@ STOCK_FORMAT = center_file.STOCK_FORMAT
 def load(path):
     """(centers with int keys, width, STOCK_FORMAT or "") of a pkl in CenterLoss's format,
     else KitError naming the problem."""
-    if not path:
-        raise KitError("no CENTERS given; pass CENTERS=<train_center.pkl>")
     try:
         return center_file.load(path)
     except center_file.CenterFileError as e:

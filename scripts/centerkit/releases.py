@@ -41,6 +41,14 @@ def parse_version(text):
     return tuple(int(g or 0) for g in m.groups()) if m else None
 
 
+def require_version(version):
+    """version parsed, or the KitError naming PADDLEOCR_VERSION when it is not a version."""
+    parsed = parse_version(version)
+    if parsed is None:
+        raise KitError("%r is not a PaddleOCR version; set PADDLEOCR_VERSION=vX.Y.Z" % version)
+    return parsed
+
+
 def listed_series(version, table=None):
     """The series of a release the table lists (proven by the tests), else None."""
     table = load_table() if table is None else table
@@ -52,8 +60,7 @@ def series_for(version, table=None):
     """The series of a listed release, or a KitError: for a tree, PatchQueue.for_tree also
     tries the series on releases the table does not list (candidate_series)."""
     table = load_table() if table is None else table
-    if parse_version(version) is None:
-        raise KitError("%r is not a PaddleOCR version; set PADDLEOCR_VERSION=vX.Y.Z" % version)
+    require_version(version)
     series = listed_series(version, table)
     if series is None:
         raise KitError("PaddleOCR %s is not in the release table (%s ... %s)" % (version, table[0].name, table[-1].name))

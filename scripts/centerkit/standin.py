@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from .export_script import export_script
+from .dropins import kit_export
 
 
 def make_standin(config_path, ckpt, char, opts):
@@ -26,17 +26,17 @@ def make_standin(config_path, ckpt, char, opts):
     from ppocr.modeling.architectures import build_model
 
     paddle.seed(0)
-    config = export_script.load_config(config_path, export_script.parse_opts(opts))
-    export_script.check_rec_ctc_config(config)
-    export_script.set_head_channels(config, export_script.post_process_classes(config))
+    config = kit_export.config.load_config(config_path, kit_export.config.parse_opts(opts))
+    kit_export.config.check_rec_ctc_config(config)
+    kit_export.config.set_head_channels(config, kit_export.model.post_process_classes(config))
     for sub in (config["Architecture"].get("Models") or {}).values():
         sub.pop("pretrained", None)  # fresh weights, nothing to download
-    index = export_script.ctc_decoder(config["Global"]).dict[char]
+    index = kit_export.model.ctc_decoder(config["Global"]).dict[char]
     model = build_model(config["Architecture"])
-    nets = zip(model.model_name_list, model.model_list) if export_script.sub_model_names(config) else [("", model)]
+    nets = zip(model.model_name_list, model.model_list) if kit_export.config.sub_model_names(config) else [("", model)]
     widths = {}
     for name, net in nets:
-        fc = export_script.ctc_last_fc(export_script.ctc_heads(net)[0])
+        fc = kit_export.model.ctc_last_fc(kit_export.model.ctc_heads(net)[0])
         bias = np.zeros(fc.bias.shape, np.float32)
         bias[index] = 10.0
         fc.weight.set_value(np.zeros(fc.weight.shape, np.float32))

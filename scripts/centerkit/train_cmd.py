@@ -16,7 +16,7 @@ import tempfile
 
 from . import LOSS_SOURCE, KitError, dropins, export_errors, files, preflight, train_progress
 from . import train_config as tc
-from .export_script import export_script as ec
+from .dropins import kit_export
 from .patched_run import run_patched
 from .supervise import launcher, process_count
 from .tree import find_tree
@@ -112,16 +112,14 @@ def derive(a):
     config_path = preflight.resolve_config(tree, a.config, a.invoked_from)
     opts = preflight.split_opts(a.opts)
     with export_errors():
-        config = ec.load_config(config_path, ec.parse_opts(opts))
+        config = kit_export.config.load_config(config_path, kit_export.config.parse_opts(opts))
     weight = center_weight(a.center_weight)
     chosen = tc.chosen_models(config, a.model)
     tc.check(config, chosen)
-    if not a.centers:
-        raise KitError("no CENTERS given; pass CENTERS=train_center.pkl (written by make export)")
-    centers = _abs(a.centers, a.invoked_from)
+    centers = preflight.centers_path(a.centers, a.invoked_from)
     checkpoint, inference = None, None
     if a.checkpoint:
-        checkpoint = ec.checkpoint_prefix(_abs(a.checkpoint, a.invoked_from))
+        checkpoint = kit_export.config.checkpoint_prefix(_abs(a.checkpoint, a.invoked_from))
         if dropins.check_weights(checkpoint) == "inference":
             if chosen:
                 raise KitError("CHECKPOINT=%s is an inference model, which holds one model, and CONFIG is a "

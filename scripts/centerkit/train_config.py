@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from . import KitError, export_errors, files
-from .export_script import export_script as ec
+from .dropins import kit_export
 
 DERIVED_NAME = "centerkit_train.yml"
 DEFAULT_WEIGHT = 0.05  # upstream's enhanced CTC config
@@ -35,16 +35,8 @@ DEFAULT_WEIGHT = 0.05  # upstream's enhanced CTC config
 
 def chosen_models(config, model):
     """[sub-model names] the center loss applies to ([] for a single model)."""
-    names = ec.sub_model_names(config)
-    if not names:
-        if model:
-            raise KitError("MODEL=%s is given but the config is not a Distillation model; drop MODEL=" % model)
-        return []
-    chosen = [m.strip() for m in (model or "Student").split(",") if m.strip()]
-    for m in chosen:
-        with export_errors():
-            ec.sub_model_arch(config, m)
-    return chosen
+    with export_errors():
+        return kit_export.config.chosen_sub_models(config, model)
 
 
 def model_archs(config, chosen):
@@ -55,9 +47,9 @@ def model_archs(config, chosen):
 def check(config, chosen):
     """KitError unless every chosen model is a rec model with a CTC head."""
     with export_errors():
-        ec.check_rec_config(config, ("Global", "PostProcess", "Train", "Loss"))
+        kit_export.config.check_rec_config(config, ("Global", "PostProcess", "Train", "Loss"))
         for arch in model_archs(config, chosen):
-            ec.require_ctc_head(arch)
+            kit_export.config.require_ctc_head(arch)
 
 
 def ctc_head_args(arch):
@@ -167,7 +159,7 @@ def probe(config, chosen, centers, loss_source, inference=None, converted=None):
     from ppocr.modeling.architectures.base_model import BaseModel
 
     paddle.set_device("cpu")
-    ec.set_head_channels(config, ec.post_process_classes(config))
+    kit_export.config.set_head_channels(config, kit_export.model.post_process_classes(config))
     result = {}
     if inference:
         result["weights"] = convert_inference_model(config, inference, converted)
@@ -179,7 +171,7 @@ def probe(config, chosen, centers, loss_source, inference=None, converted=None):
         for key in ("pretrained", "freeze_params", "return_all_feats"):
             arch.pop(key, None)
         model = BaseModel(arch)
-        fc = ec.ctc_last_fc(ec.ctc_heads(model)[0])
+        fc = kit_export.model.ctc_last_fc(kit_export.model.ctc_heads(model)[0])
         found.add((int(fc.weight.shape[0]), int(fc.weight.shape[1])))
     if len(found) != 1:
         return {"error": "the chosen models %s have CTC features of different widths/classes %s; train with one MODEL= at a time" % (chosen, sorted(found))}
@@ -192,7 +184,7 @@ def probe(config, chosen, centers, loss_source, inference=None, converted=None):
     except kcl.CenterFileError as e:
         return {"error": str(e)}
     return dict(result, num_classes=classes, width=width, cuda=bool(paddle.is_compiled_with_cuda()),
-                characters_sha256=ec.characters_digest(list(ec.ctc_decoder(config["Global"]).character)))
+                characters_sha256=kit_export.report.characters_digest(list(kit_export.model.ctc_decoder(config["Global"]).character)))
 
 
 def convert_inference_model(config, path, converted):
@@ -202,9 +194,11 @@ def convert_inference_model(config, path, converted):
     import paddle
     from ppocr.modeling.architectures.base_model import BaseModel
 
-    from .dropins import inference_model as kim
+    from .dropins import kit_export
 
-    shape = ec.config_image_shape(config)
+    kim = kit_export.inference_model
+
+    shape = kit_export.model.config_image_shape(config)
     if shape is None:
         return {"error": "the config's Eval and Train transforms name no image_shape of a resize, so the model's "
                          "input is unknown; pass a config with RecResizeImg (or another *Resize* with image_shape)"}
@@ -218,7 +212,7 @@ def convert_inference_model(config, path, converted):
     named, by_variable = model_files.named()
     with paddle.utils.unique_name.guard():  # the names export_model.py gave, as the export builds them
         model = BaseModel(arch)
-        placed, form = kim.place(model, model, named, lambda net: ec.read_parameters(net, shape), by_variable=by_variable)
+        placed, form = kim.place(model, model, named, lambda net: kit_export.model.read_parameters(net, shape), by_variable=by_variable)
     if not placed.complete():
         return {"error": placed.problem("inference model %s" % model_files.prefix, form, by_variable)}
     paddle.save({k: paddle.to_tensor(np.ascontiguousarray(t)) for k, t in placed.state.items()}, converted + ".pdparams")

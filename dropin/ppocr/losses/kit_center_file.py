@@ -88,17 +88,22 @@ def check_format(centers, path):
     return width
 
 
+def classes_outside(centers, num_classes):
+    """The classes of centers at or past num_classes (none when num_classes is not given):
+    rows CenterLoss's num_classes-row center matrix does not have."""
+    return [] if num_classes is None else sorted(k for k in centers if k >= num_classes)
+
+
 def read_centers(path, num_classes=None, feat_dim=None):
     """(sorted class indices int64 [K], centers float64 [K, D]) of a centers pkl that fits a
     model of num_classes classes and feat_dim-wide CTC features, or CenterFileError."""
     centers, width, _ = load(path)
-    if num_classes is not None:
-        bad = [k for k in sorted(centers) if k >= num_classes]
-        if bad:
-            raise CenterFileError(
-                "%s has class %d outside this config's dictionary [0, %d); export the centers with "
-                "this config's character_dict_path (or fix Global.character_dict_path / use_space_char)"
-                % (path, bad[0], num_classes))
+    bad = classes_outside(centers, num_classes)
+    if bad:
+        raise CenterFileError(
+            "%s has class %d outside this config's dictionary [0, %d); export the centers with "
+            "this config's character_dict_path (or fix Global.character_dict_path / use_space_char)"
+            % (path, bad[0], num_classes))
     if feat_dim is not None and width != feat_dim:
         raise CenterFileError(
             "%s holds centers of width %d, but the chosen CTC head's features are %d wide; export "

@@ -1,4 +1,4 @@
-# ppocr-center-kit: kit_inference_model.py, added to PaddleOCR as ppocr/utils/kit_inference_model.py
+# ppocr-center-kit: inference_model.py, added to PaddleOCR as ppocr/utils/kit_export/inference_model.py
 # by the kit's patch common/0005. Written for ppocr-center-kit (MIT); imports only numpy.
 """A Paddle inference model as weights: what PaddleOCR's tools/export_model.py writes and
 what PaddleOCR, PaddleX and RapidOCR publish (`inference.pdiparams` with its program,
