@@ -65,17 +65,18 @@ class KitError(Exception):
 
 class export_errors:
     """`with export_errors():` turns the drop-ins' one-line errors (the export's ExportError,
-    inference_model's InferenceModelError: they cannot import the kit, so they have their
-    own classes) into KitError, for the kit's code that calls their
-    functions: the one place they meet."""
+    inference_model's InferenceModelError, the pkl reader's CenterFileError: they cannot
+    import the kit, so they have their own classes) into KitError, for the kit's code that
+    calls their functions: the one place they meet."""
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, value, tb):
-        from .dropins import kit_export
+        from .dropins import center_file, kit_export
 
-        if kind is not None and issubclass(kind, (kit_export.errors.ExportError, kit_export.inference_model.InferenceModelError)):
+        errors = (kit_export.errors.ExportError, kit_export.inference_model.InferenceModelError, center_file.CenterFileError)
+        if kind is not None and issubclass(kind, errors):
             raise KitError(str(value)) from None
         return False
 
@@ -86,16 +87,15 @@ def flag(value):
 
 
 def run_tool(command, argv):
-    """Exit code of a kit tool's command: a KitError (or the export script's ExportError)
+    """Exit code of a kit tool's command: a KitError (or a drop-in's error, export_errors)
     becomes the kit's one-line error on stderr and exit code 2, as for the Makefile targets;
     Ctrl-C (or SIGTERM, see supervise.interrupt_on_term) one line and 130, not a traceback."""
     import sys
 
-    from .dropins import kit_export
-
     try:
-        return command(argv)
-    except (KitError, kit_export.errors.ExportError) as e:
+        with export_errors():
+            return command(argv)
+    except KitError as e:
         print_error(str(e))
         return 2
     except KeyboardInterrupt:

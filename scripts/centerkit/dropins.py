@@ -39,6 +39,9 @@ def load(relative):
     return module
 
 
+center_file = load("ppocr/losses/kit_center_file.py")  # the pkl format (pkl_format.py)
+
+
 def check_weights(path, source="CHECKPOINT"):
     """'checkpoint' or 'inference' for the weights at path (absolute), an inference model's
     files read as the export will read them (program, tensors, .info): else the one-line
