@@ -64,3 +64,26 @@ def test_make_bench_times_the_released_model_against_upstream_predict_rec(tree_o
     assert math.isnan(got["e2e_vs_floor"])  # not asked for
     assert "released    6 rendered lines" in r.stdout
     assert git_status(tree) == ""
+
+
+def test_a_failing_inner_export_is_named_by_its_own_error_line(tree_of, tmp_path, monkeypatch):
+    """The bench's export runs in a probe that times it: the export's own one-line error
+    reaches the bench's (not make's `Error 2`, not nothing)."""
+    import importlib.util
+    import os
+
+    from kit_run import KIT, hermetic_env
+
+    kept = hermetic_env()
+    for name in [n for n in os.environ if n not in kept]:  # in-process: as make bench's child would run
+        monkeypatch.delenv(name)
+
+    spec = importlib.util.spec_from_file_location("bench_tool", os.path.join(KIT, "tools", "bench.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    tree = tree_of(NEWEST)
+    with pytest.raises(KitError) as e:
+        bench.make_export(tree, bench.TINY_PLAIN, str(tmp_path / "no-such-ckpt"), str(tmp_path / "c.pkl"), [],
+                          ENGINE="dygraph")
+    assert str(e.value).startswith("bench: make export failed: weights %s" % (tmp_path / "no-such-ckpt")), str(e.value)
+    assert "ppocr-center-kit:" not in str(e.value) and git_status(tree) == ""

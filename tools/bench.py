@@ -163,8 +163,9 @@ def make_export(tree, config, ckpt, out, opts, **extra):
     """(wall seconds, report, max RSS MiB) of a real `make export`, in a fresh child whose
     RUSAGE_CHILDREN covers only this export."""
     cmd = make_export_command(tree, sys.executable, config, ckpt, out, opts, FORCE=1, **extra)
+    # the export's stderr passes through the probe: a failure's kit line is in r.stderr
     probe = ("import resource, subprocess, sys, time; t = time.time(); "
-             "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode; "
+             "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
              "print(time.time() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)")
     r = subprocess.run([sys.executable, "-c", probe] + cmd, cwd=tree, capture_output=True, text=True)
     wall, rss_kib, rc = r.stdout.split()
