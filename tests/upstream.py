@@ -22,9 +22,7 @@ from centerkit import released_models
 from centerkit.files import sha256
 
 KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CACHE = os.environ.get("PPOCR_CENTER_KIT_CACHE") or os.path.join(
-    os.path.expanduser("~"), ".cache", "ppocr-center-kit"
-)
+CACHE = released_models.cache_dir()  # the kit's one cache rule (PPOCR_CENTER_KIT_CACHE, XDG_CACHE_HOME)
 SHARED = os.path.join(os.path.dirname(KIT), "shared")
 RELEASES_TSV = os.environ.get("PADDLEOCR_RELEASES_TSV") or os.path.join(SHARED, "upstream-releases.tsv")
 BUNDLE = os.environ.get("PADDLEOCR_RELEASES_BUNDLE") or os.path.join(SHARED, "paddleocr-releases.bundle")

@@ -296,6 +296,17 @@ class Placement:
 FORMS = ("as trained", "re-parameterised")
 
 
+def reparameterise(model):
+    """rep() on every layer of model that has one, in order, as upstream's export_model.py
+    does it (a rep() may rep what comes later); False when no layer has one. Also what the
+    kit's patch 0006 runs when a training config asks for the re-parameterised form."""
+    rep_layers = [layer for layer in model.sublayers() if hasattr(layer, "rep")]
+    for layer in rep_layers:
+        if not getattr(layer, "is_repped", False):
+            layer.rep()
+    return bool(rep_layers)
+
+
 def place(model, net, named, read, **how):
     """(Placement, form) of named tensors in net (model or one of its sub-models): as
     trained, else, where the model has layers with rep(), re-parameterised as upstream's
@@ -303,13 +314,8 @@ def place(model, net, named, read, **how):
     one, else the one that placed most. read(net): the keys net's forward reads."""
     best = None
     for form in FORMS:
-        if form == "re-parameterised":
-            rep_layers = [layer for layer in model.sublayers() if hasattr(layer, "rep")]
-            if not rep_layers:
-                break
-            for layer in rep_layers:  # export_model.py's loop: a rep() may rep what comes later
-                if not getattr(layer, "is_repped", False):
-                    layer.rep()
+        if form == "re-parameterised" and not reparameterise(model):
+            break
         params = {k: (v.name, v.shape) for k, v in net.state_dict().items()}
         placed = Placement(named, params, read(net), **how)
         if placed.complete():
