@@ -198,3 +198,34 @@ def test_detectable_change_is_what_mcnemar_detects_with_80_percent_power():
 
     assert 0.7 < power(mde) < 0.9
     assert power(mde / 3) < 0.3
+
+
+def test_ab_corrects_both_measures_for_the_number_of_center_arms():
+    """With two center weights, McNemar's p is Holm-adjusted and the CER interval is a
+    Bonferroni one (97.5%): wider than the 95% one, so the CER alone cannot call a change
+    the correction of the other measure would not."""
+    from centerkit import ab
+
+    rng = np.random.default_rng(1)
+    chars = rng.integers(3, 9, 200)
+
+    def run(error_rate):
+        edits = rng.binomial(chars, error_rate)
+        return {"per_line": {"correct": (edits == 0).tolist(), "edits": edits.tolist(), "label_chars": chars.tolist()},
+                "line_accuracy": float(np.mean(edits == 0)), "char_error_rate": float(edits.sum() / chars.sum())}
+
+    loaded = {"control": [run(0.10) for _ in range(3)], "center-0.01": [run(0.09) for _ in range(3)],
+              "center-0.05": [run(0.08) for _ in range(3)]}
+    out = ab.compare_all(loaded)
+    stacked = lambda arm, key: np.concatenate([r["per_line"][key] for r in loaded[arm]])  # noqa: E731
+    ps = [out[arm]["pooled"]["mcnemar"]["p_value"] for arm in ("center-0.01", "center-0.05")]
+    for arm, p_holm in zip(("center-0.01", "center-0.05"), paired_stats.holm(ps)):
+        got = out[arm]["pooled"]
+        assert got["mcnemar"]["p_holm"] == p_holm and got["cer_change"]["confidence"] == pytest.approx(0.975)
+        args = stacked("control", "edits"), stacked(arm, "edits"), stacked(arm, "label_chars")
+        assert (got["cer_change"]["low"], got["cer_change"]["high"]) == \
+            paired_stats.cer_change_interval(*args, confidence=0.975)[1:]
+        _, low95, high95 = paired_stats.cer_change_interval(*args)
+        assert got["cer_change"]["low"] < low95 and got["cer_change"]["high"] > high95
+    single = ab.compare_all({"control": loaded["control"], "center": loaded["center-0.05"]})
+    assert single["center"]["pooled"]["cer_change"]["confidence"] == pytest.approx(0.95)

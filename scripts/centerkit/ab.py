@@ -210,11 +210,14 @@ def summarize(runs, baseline_path, top):
 
 
 def compare_all(loaded):
-    """{center arm: its comparison with the control}, the verdicts on Holm-adjusted p."""
+    """{center arm: its comparison with the control}, the verdicts corrected for the number
+    of center arms: McNemar's p by Holm, the CER interval by Bonferroni (each at 1 - 5%/m),
+    so that neither measure declares a change the other's correction would not."""
     from . import paired_stats
 
     centers = [arm for arm in loaded if arm != CONTROL]
-    out = {arm: compare_arms(loaded[CONTROL], loaded[arm]) for arm in centers}
+    confidence = 1 - paired_stats.ALPHA / len(centers)
+    out = {arm: compare_arms(loaded[CONTROL], loaded[arm], confidence) for arm in centers}
     adjusted = paired_stats.holm([out[arm]["pooled"]["mcnemar"]["p_value"] for arm in centers])
     for arm, p in zip(centers, adjusted):
         c = out[arm]
@@ -224,8 +227,9 @@ def compare_all(loaded):
     return out
 
 
-def compare_arms(control, center):
-    """a center arm against the control: per seed, and pooled over the runs on the same lines."""
+def compare_arms(control, center, confidence):
+    """a center arm against the control: per seed, and pooled over the runs on the same lines
+    (the CER change's interval at `confidence`)."""
     from scipy.stats import ttest_rel
 
     from . import paired_stats
@@ -239,13 +243,13 @@ def compare_arms(control, center):
     stacked = lambda runs, key: np.concatenate([r["per_line"][key] for r in runs])  # noqa: E731
     lost, gained, p = paired_stats.mcnemar_exact(stacked(control, "correct"), stacked(center, "correct"))
     change, low, high = paired_stats.cer_change_interval(stacked(control, "edits"), stacked(center, "edits"),
-                                                         stacked(center, "label_chars"))
+                                                         stacked(center, "label_chars"), confidence=confidence)
     pairs = int(len(stacked(center, "correct")))
     return dict(per_seed=per_seed,
                 pooled=dict(pairs_of_lines=pairs,
                             mcnemar=dict(lines_lost=lost, lines_gained=gained, p_value=p),
                             detectable_change=paired_stats.detectable_change(pairs, lost + gained),
-                            cer_change=dict(change=change, low=low, high=high)))
+                            cer_change=dict(change=change, low=low, high=high, confidence=confidence)))
 
 
 def _pm(stat, digits=4):
@@ -276,10 +280,12 @@ def format_table(result):
                     arm, _pm(seed["line_accuracy"]), p_text(seed["line_accuracy"]["paired_t_p"]),
                     _pm(seed["char_error_rate"]), p_text(seed["char_error_rate"]["paired_t_p"])),
                 "  pooled over %d (line, seed) pairs: %d right only in control, %d only with CenterLoss, McNemar exact "
-                "p = %.4g%s; CER change %+.4f (95%% bootstrap %+.4f .. %+.4f)" % (
+                "p = %.4g%s; CER change %+.4f (%s%% bootstrap%s %+.4f .. %+.4f)" % (
                     pooled["pairs_of_lines"], mcnemar["lines_lost"], mcnemar["lines_gained"], mcnemar["p_value"],
                     " (Holm, %d comparisons: %.4g)" % (len(comps), mcnemar["p_holm"]) if len(comps) > 1 else "",
-                    pooled["cer_change"]["change"], pooled["cer_change"]["low"], pooled["cer_change"]["high"]),
+                    pooled["cer_change"]["change"], "%g" % (100 * pooled["cer_change"]["confidence"]),
+                    ", Bonferroni for %d comparisons" % len(comps) if len(comps) > 1 else "",
+                    pooled["cer_change"]["low"], pooled["cer_change"]["high"]),
                 "  smallest line accuracy change this run could detect (5%%, 80%% power, its discordance): %s" % (
                     "+-%.4f" % mde if mde is not None else "n/a (no line changed)"),
                 "  verdict: CenterLoss%s %s" % ("" if len(comps) == 1 else " (%s)" % arm, comp["verdict"])]

@@ -21,17 +21,19 @@ def mcnemar_exact(before_right, after_right):
     return lost, gained, float(binomtest(gained, lost + gained, 0.5).pvalue)
 
 
-def cer_change_interval(before_edits, after_edits, label_chars, seed=BOOTSTRAP_SEED, resamples=BOOTSTRAP_RESAMPLES):
+def cer_change_interval(before_edits, after_edits, label_chars, seed=BOOTSTRAP_SEED, resamples=BOOTSTRAP_RESAMPLES,
+                        confidence=1 - ALPHA):
     """(change, low, high): the character error rate after minus before, with a percentile
-    bootstrap 95% interval over lines resampled in pairs (scipy.stats.bootstrap, seeded).
-    Lines are the unit, not characters: a line's errors are not independent."""
+    bootstrap interval (95%, or `confidence`) over lines resampled in pairs
+    (scipy.stats.bootstrap, seeded). Lines are the unit, not characters: a line's errors are
+    not independent."""
     from scipy.stats import bootstrap
 
     before, after, chars = (np.asarray(v, np.float64) for v in (before_edits, after_edits, label_chars))
     change = float(cer_change(before, after, chars))
     if len(chars) < 2 or np.all(after - before == 0):  # nothing to resample: the change is exact
         return change, change, change
-    options = dict(paired=True, vectorized=True, n_resamples=resamples, confidence_level=1 - ALPHA, method="percentile")
+    options = dict(paired=True, vectorized=True, n_resamples=resamples, confidence_level=confidence, method="percentile")
     try:
         res = bootstrap((before, after, chars), cer_change, rng=np.random.default_rng(seed), **options)
     except TypeError:  # scipy < 1.15 (Paddle 2.6's environment) names it random_state

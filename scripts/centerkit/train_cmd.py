@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import LOSS_SOURCE, KitError, dropins, export_errors, files, preflight, train_progress
+from . import KitError, dropins, export_errors, files, preflight, train_progress
 from . import train_config as tc
 from .dropins import kit_export
 from .patched_run import run_patched
@@ -52,7 +52,7 @@ def run_probe(tree, python, config, chosen, centers, inference=None, converted=N
     with tempfile.TemporaryDirectory(prefix="ppocr-center-kit-probe-") as tmp:
         given = os.path.join(tmp, "probe.json")
         with open(given, "w", encoding="utf-8") as f:
-            json.dump({"config": config, "chosen": chosen, "centers": centers, "loss_source": LOSS_SOURCE,
+            json.dump({"config": config, "chosen": chosen, "centers": centers,
                        "inference": inference, "converted": converted}, f)
         # centerkit is importable: the Makefile's KITPATH is in this process's environment
         r = subprocess.run([python, "-m", "centerkit.train_config", "probe", given], cwd=tree,

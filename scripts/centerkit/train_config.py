@@ -147,14 +147,12 @@ def write(config, path, note=None):
 # ---------------------------------------------------------------------------------------
 # In the clone, with its Python
 # ---------------------------------------------------------------------------------------
-def probe(config, chosen, centers, loss_source, inference=None, converted=None):
+def probe(config, chosen, centers, inference=None, converted=None):
     """{"num_classes", "width", "cuda"} of the chosen model(s), or {"error": one line}. With
     an inference model: its tensors placed in the config's model (as trained, else
     re-parameterised) and saved as a checkpoint at `converted` (.pdparams added), and
     "weights": how (form, tensors, what the inference model lacks and the forward never reads)."""
     sys.path.insert(0, os.getcwd())
-    import importlib.util
-
     import paddle
     from ppocr.modeling.architectures.base_model import BaseModel
 
@@ -176,12 +174,11 @@ def probe(config, chosen, centers, loss_source, inference=None, converted=None):
     if len(found) != 1:
         return {"error": "the chosen models %s have CTC features of different widths/classes %s; train with one MODEL= at a time" % (chosen, sorted(found))}
     (width, classes), = found
-    spec = importlib.util.spec_from_file_location("kit_center_loss", loss_source)
-    kcl = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kcl)
+    from .dropins import center_file  # what the loss reads the pkl with, in the clone too
+
     try:
-        kcl.read_centers(centers, classes, width)
-    except kcl.CenterFileError as e:
+        center_file.read_centers(centers, classes, width)
+    except center_file.CenterFileError as e:
         return {"error": str(e)}
     return dict(result, num_classes=classes, width=width, cuda=bool(paddle.is_compiled_with_cuda()),
                 characters_sha256=kit_export.report.characters_digest(list(kit_export.model.ctc_decoder(config["Global"]).character)))
@@ -222,5 +219,5 @@ def convert_inference_model(config, path, converted):
 if __name__ == "__main__" and sys.argv[1:2] == ["probe"]:
     with open(sys.argv[2], encoding="utf-8") as f:
         given = json.load(f)
-    print(json.dumps(probe(given["config"], given["chosen"], given["centers"], given["loss_source"],
-                           given.get("inference"), given.get("converted"))))
+    print(json.dumps(probe(given["config"], given["chosen"], given["centers"], given.get("inference"),
+                           given.get("converted"))))
