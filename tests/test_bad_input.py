@@ -82,6 +82,12 @@ def assert_refused(result, *needles, before=None, roots=()):
     return lines[0]
 
 
+def write_centers(path):
+    """A pkl in CenterLoss's format (make train checks CENTERS= is one before anything else)."""
+    with open(path, "wb") as f:
+        pickle.dump({1: np.zeros(8, np.float32)}, f)
+
+
 def run_export(tree, data, cfg_path, **extra):
     roots = (tree, str(data))
     before = [snapshot(r) for r in roots]
@@ -421,8 +427,7 @@ def test_python_without_paddle_or_the_clones_requirements(env, tmp_path, target,
         f.write("shapely\nopencv-python>=4\nPyMuPDF  # never imported by rec training\n")
     python = venv_with(tmp_path / "py", KIT_MODULES + (("paddle",) if lacks == "requirements" else ()))
     cfg = write(data, base_config(data))
-    with open(data / "c.pkl", "wb") as f:  # make train's CENTERS: a pkl in CenterLoss's format
-        pickle.dump({1: np.zeros(8, np.float32)}, f)
+    write_centers(data / "c.pkl")
     roots = (tree, str(data))
     before = [snapshot(r) for r in roots]
     variables = dict(OUTPUT=str(data / "out.pkl")) if target == "export" else dict(CENTERS=str(data / "c.pkl"))
@@ -445,7 +450,7 @@ def test_train_refuses_centers_whose_report_names_another_model(env, exported, t
     tree, data = env
     cfg = write(data, distill_config(data) if trained else base_config(data))
     centers = data / "teacher.pkl"
-    centers.write_bytes(b"centers")  # never read: refused on the report
+    write_centers(centers)  # a pkl in CenterLoss's format, refused on its report
     (data / "teacher.report.json").write_text('{"model": %s}' % ("null" if exported is None else '"%s"' % exported))
     roots = (tree, str(data))
     before = [snapshot(r) for r in roots]
@@ -470,7 +475,7 @@ def test_train_preflights_the_eval_data(env, what):
         (data / "val.txt").write_text("img/0.png\t1\nimg/7.png\t2\n")
         cfg["Eval"]["dataset"]["label_file_list"] = [str(data / "val.txt")]
     path = write(data, cfg)
-    (data / "c.pkl").write_bytes(b"centers")
+    write_centers(data / "c.pkl")
     roots = (tree, str(data))
     before = [snapshot(r) for r in roots]
     result = make("train", cwd=tree, CONFIG=path, CENTERS=str(data / "c.pkl"))
