@@ -97,10 +97,7 @@ def write_chart(pkl_path, report, force):
     path = files.chart_path(pkl_path)
     if files.blocked(path, force):
         return "chart     %s exists, kept (FORCE=1 rewrites it)" % path
-    try:
-        chart.write(path, counts, force)
-    except chart.NoMatplotlib as e:
-        return "chart     none: %s" % e
+    chart.write(path, counts, force)
     return "chart     wrote %s" % path
 
 

@@ -7,7 +7,6 @@ classes and for the thousands of a Chinese dictionary."""
 
 import io
 import json
-import sys
 
 import numpy as np
 
@@ -41,19 +40,14 @@ def text_fonts():
     return ["DejaVu Sans", "Noto Sans CJK SC"]
 
 
-class NoMatplotlib(KitError):
-    """matplotlib is not installed in this Python: the chart is skipped with a note."""
-
-
 def figure(samples_per_class, scale="auto"):
     """A matplotlib Figure of {class index: samples} (keys str or int, counts positive):
     axes[0] the top classes, tallest first, axes[1] the histogram of all the counts."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        raise NoMatplotlib("no samples chart: matplotlib is not installed in %s (pip install matplotlib)" % sys.executable)
+    # matplotlib: a requirement the kit checks when it starts (centerkit.require_kit_modules)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     classes = sorted(samples_per_class.items(), key=lambda kv: (-kv[1], int(kv[0])))
     counts = np.array([n for _, n in classes], np.float64)
     if counts.size == 0 or counts[-1] < 1:
@@ -106,7 +100,7 @@ def write(path, samples_per_class, force, scale="auto"):
 
 def write_of_report(report_path, path, force):
     """`make export`'s chart, of the report the export script wrote (the kit draws it, so the
-    script needs no plotting library); skipped with a note when matplotlib is missing."""
+    script needs no plotting library)."""
     try:
         with open(report_path, encoding="utf-8") as f:
             counts = json.load(f).get("samples_per_class")
@@ -114,9 +108,5 @@ def write_of_report(report_path, path, force):
         raise KitError("the export wrote no readable report %s (%s), so no samples chart was drawn" % (report_path, e))
     if not counts:
         return
-    try:
-        write(path, counts, force)
-    except NoMatplotlib as e:
-        print("ppocr-center-kit: note: %s" % e, file=sys.stderr)
-        return
+    write(path, counts, force)
     print("wrote %s" % path, flush=True)
