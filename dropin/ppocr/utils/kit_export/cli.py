@@ -14,7 +14,8 @@ from .run import run
 def parse_args(argv):
     import argparse
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description="Export the per-class CTC feature centers (train_center.pkl) "
+                                                 "that CenterLoss loads.")
     parser.add_argument("-c", "--config", required=True, help="training config (yml)")
     parser.add_argument(
         "-o", "--opt", nargs="+", action="extend", default=[], help="Key.sub=value ..."
