@@ -214,7 +214,7 @@ def read_centers(path, invoked_from):
     (no code from the pickle runs), or KitError."""
     from . import pkl_format
 
-    return pkl_format.load(preflight.centers_path(path, invoked_from))[0]
+    return pkl_format.load(os.path.abspath(os.path.join(invoked_from, path)))[0]  # its own checks: exists, format
 
 
 def cmd_refresh(a):

@@ -43,6 +43,7 @@ def reasons(tree, patch, message):
             out.append((m.group(1), "failed", "does not apply"))
     return out or [("?", "other", (message.splitlines() or ["does not apply"])[0])]
 
+
 def _what(tree, patch, kind, path, line=None):
     if kind == "exists":
         return "exists, but upstream has no such file: the series creates it"
@@ -57,6 +58,7 @@ def _what(tree, patch, kind, path, line=None):
             return "hunk %s fails at line %d, which is %s where the patch expects %s" % (
                 header, n, _shown(have), _shown(want))
     return "the hunk at line %s fails" % line
+
 
 def advice(tree, conflicts, release=None):
     """The next step that clears conflicts: for edits not committed, git diff /
@@ -88,6 +90,7 @@ def advice(tree, conflicts, release=None):
             else:
                 steps.append("move %s aside (or delete it)" % path)
     return "; ".join(steps) or "restore upstream's files of the release (see `make status`)"
+
 
 def _uncommitted(tree, path):
     """Whether git sees path changed (or gone) in the tree's work tree or index."""

@@ -191,8 +191,6 @@ def convert_inference_model(config, path, converted):
     import paddle
     from ppocr.modeling.architectures.base_model import BaseModel
 
-    from .dropins import kit_export
-
     kim = kit_export.inference_model
 
     shape = kit_export.model.config_image_shape(config)
